@@ -1,0 +1,333 @@
+"""The empirical Neural Tangent Kernel ``Theta = J J^T``.
+
+``J`` is the ``(N, P)`` Jacobian of the network output over its parameters: row
+``i`` is the per-sample gradient of ``f(x_i)``. Two routes compute ``Theta``:
+
+``layerwise``
+    The dense-layer identity, with ``delta[l]`` and ``A[l-1]`` as in
+    :mod:`ntk_np.network`::
+
+        Theta = sum_l c_l^2 (delta[l] delta[l]^T) o (A[l-1] A[l-1]^T)
+                      + delta[l] delta[l]^T
+
+    One forward and one backward pass plus small Gram matrices.
+``jacobian``
+    ``J`` formed block by block of parameters, each block folded into ``Theta``
+    with a symmetric rank-k update (BLAS ``dsyrk``), so memory stays within a
+    budget for any parameter count.
+
+Both routes agree to rounding. Parameters are flattened in the order
+``W(1), b(1), W(2), b(2), ..., W(D), b(D)``, each weight matrix row-major.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import numpy as np
+from numba import njit
+from scipy.linalg.blas import dsyrk
+
+from .network import (
+    Network,
+    backward,
+    backward_from,
+    check_inputs,
+    draw_hidden_layers,
+    draw_output_layer,
+    forward,
+    forward_hidden,
+    layer_multipliers,
+)
+
+logger = logging.getLogger(__name__)
+
+METHODS: tuple[str, ...] = ("layerwise", "jacobian")
+"""Names of the kernel routes."""
+
+DEFAULT_MEMORY_BUDGET = 1 << 30
+"""Default memory budget of the ``jacobian`` route, in bytes (1 GiB)."""
+
+_TARGET_BLOCK_BYTES = 1 << 23  # 8 MiB blocks keep the syrk input near cache
+
+
+@njit(cache=True)
+def _accumulate_layer(theta, gram_delta, gram_a, c2):
+    n = theta.shape[0]
+    for i in range(n):
+        for j in range(n):
+            g = gram_delta[i, j]
+            theta[i, j] += g * (c2 * gram_a[i, j] + 1.0)
+
+
+def _layer_sum(theta, delta, A, multipliers, depth):
+    for l in range(1, depth + 1):
+        d = delta[l]
+        gram_delta = d @ d.T
+        gram_a = A[l - 1] @ A[l - 1].T
+        _accumulate_layer(theta, gram_delta, gram_a, multipliers[l - 1] ** 2)
+    return theta
+
+
+def layerwise_ntk(network: Network, X) -> np.ndarray:
+    """Compute the empirical NTK with the layerwise identity.
+
+    Parameters
+    ----------
+    network : Network
+    X : array_like of shape (N, n_0)
+
+    Returns
+    -------
+    theta : ndarray of shape (N, N)
+    """
+    passed = forward(network, X)
+    delta = backward(network, passed)
+    theta = np.zeros((len(passed.output),) * 2)
+    return _layer_sum(theta, delta, passed.A, network.multipliers, network.depth)
+
+
+def ntk_over_depths(
+    X,
+    width: int,
+    depths,
+    activation: str,
+    parametrization: str = "thesis",
+    seed: int = 0,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(depth, theta)`` for networks of one seed, width and activation.
+
+    The networks are those of :func:`ntk_np.network.make_network`; their hidden
+    layers are shared, so the forward pass and the input Gram matrices are
+    computed once for all depths. Each kernel equals :func:`layerwise_ntk` of
+    the same network.
+    """
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    depths = sorted(set(depths))
+    n_inputs = X.shape[1]
+    deepest = depths[-1]
+    hidden = draw_hidden_layers(n_inputs, width, deepest - 1, seed)
+    multipliers = layer_multipliers(n_inputs, width, deepest, parametrization)
+    A, S = forward_hidden(hidden, multipliers, activation, X)
+    gram_a = [a @ a.T for a in A]
+    for depth in depths:
+        W_out, _ = draw_output_layer(n_inputs, width, depth, seed)
+        c = layer_multipliers(n_inputs, width, depth, parametrization)
+        weights = [W for W, _ in hidden[: depth - 1]] + [W_out]
+        delta = backward_from(weights, c, S, depth)
+        theta = np.zeros((X.shape[0],) * 2)
+        for l in range(1, depth + 1):
+            d = delta[l]
+            _accumulate_layer(theta, d @ d.T, gram_a[l - 1], c[l - 1] ** 2)
+        yield depth, theta
+
+
+def _segments(network: Network):
+    """Yield ``(offset, size, layer, is_bias)`` for each parameter segment."""
+    offset = 0
+    for l, (W, b) in enumerate(zip(network.weights, network.biases), start=1):
+        yield offset, W.size, l, False
+        offset += W.size
+        yield offset, b.size, l, True
+        offset += b.size
+
+
+@njit(cache=True)
+def _fill_weight_block(out, col, delta, a, c, p0, p1):
+    # Columns p0 .. p1-1 of dW(l) = c * delta[l] x(l-1)^T, flattened row-major.
+    n_samples = out.shape[0]
+    n_in = a.shape[1]
+    for i in range(n_samples):
+        p = p0
+        k_col = col
+        while p < p1:
+            j = p // n_in
+            k = p - j * n_in
+            stop = min(n_in, k + (p1 - p))
+            scaled = c * delta[i, j]
+            for kk in range(k, stop):
+                out[i, k_col] = scaled * a[i, kk]
+                k_col += 1
+            p += stop - k
+
+
+@njit(cache=True)
+def _fill_bias_block(out, col, delta, p0, p1):
+    for i in range(out.shape[0]):
+        for p in range(p0, p1):
+            out[i, col + p - p0] = delta[i, p]
+
+
+class _Gradients:
+    """Forward and backward pass of one batch, ready to emit Jacobian columns."""
+
+    def __init__(self, network: Network, X):
+        passed = forward(network, X)
+        self.network = network
+        self.A = passed.A
+        self.delta = backward(network, passed)
+        self.n_samples = len(passed.output)
+        self.nbytes = sum(a.nbytes for a in self.A) + sum(
+            d.nbytes for d in self.delta[1:]
+        )
+
+    def fill(self, out: np.ndarray, start: int, stop: int) -> None:
+        """Write Jacobian columns ``start .. stop-1`` into ``out`` (N, stop-start)."""
+        for offset, size, l, is_bias in _segments(self.network):
+            lo = max(start, offset)
+            hi = min(stop, offset + size)
+            if lo >= hi:
+                continue
+            col = lo - start
+            if is_bias:
+                _fill_bias_block(out, col, self.delta[l], lo - offset, hi - offset)
+            else:
+                c = self.network.multipliers[l - 1]
+                _fill_weight_block(
+                    out, col, self.delta[l], self.A[l - 1], c, lo - offset, hi - offset
+                )
+
+
+def per_sample_gradients(
+    network: Network, X, start: int = 0, stop: int | None = None
+) -> np.ndarray:
+    """Return columns ``start .. stop-1`` of the Jacobian ``J``.
+
+    Parameters
+    ----------
+    network : Network
+    X : array_like of shape (N, n_0)
+    start, stop : int
+        Range of flattened parameter indices; ``stop`` defaults to P.
+
+    Returns
+    -------
+    J_block : ndarray of shape (N, stop - start)
+        Row ``i`` holds ``df(x_i)/dp`` for the parameters in the range.
+    """
+    n_params = network.n_params
+    stop = n_params if stop is None else stop
+    if not 0 <= start <= stop <= n_params:
+        raise ValueError(
+            f"parameter range [{start}, {stop}) is outside [0, {n_params}]"
+        )
+    grads = _Gradients(network, X)
+    out = np.empty((grads.n_samples, stop - start))
+    grads.fill(out, start, stop)
+    return out
+
+
+def jacobian_blocks(
+    network: Network,
+    X,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    block_columns: int | None = None,
+) -> Iterator[np.ndarray]:
+    """Yield consecutive column blocks of ``J``, each ``(N, k)`` and C-contiguous.
+
+    The blocks share one buffer, so each is valid only until the next is
+    requested. The buffer, the forward and backward pass, and four ``(N, N)``
+    matrices fit in ``memory_budget`` bytes.
+
+    Raises
+    ------
+    ValueError
+        If the budget cannot hold a single column next to the forward pass.
+    """
+    grads = _Gradients(network, X)
+    n = grads.n_samples
+    n_params = network.n_params
+    spare = memory_budget - grads.nbytes - 4 * n * n * 8
+    max_columns = spare // (8 * n)
+    if max_columns < 1:
+        need = grads.nbytes + 4 * n * n * 8 + 8 * n
+        raise ValueError(
+            f"memory_budget={memory_budget} bytes is too small for N={n} samples "
+            f"of this network; at least {need} bytes are needed"
+        )
+    if block_columns is None:
+        block_columns = max(1, _TARGET_BLOCK_BYTES // (8 * n))
+    block_columns = int(min(block_columns, max_columns, n_params))
+    logger.debug(
+        "jacobian blocks of %d columns for P=%d, N=%d", block_columns, n_params, n
+    )
+    buffer = np.empty(n * block_columns)
+    for start in range(0, n_params, block_columns):
+        stop = min(start + block_columns, n_params)
+        block = buffer[: n * (stop - start)].reshape(n, stop - start)
+        grads.fill(block, start, stop)
+        yield block
+
+
+def jacobian_ntk(
+    network: Network,
+    X,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    block_columns: int | None = None,
+) -> np.ndarray:
+    """Compute the empirical NTK as ``J J^T`` from streamed blocks of ``J``.
+
+    Parameters
+    ----------
+    network : Network
+    X : array_like of shape (N, n_0)
+    memory_budget : int, default=1 GiB
+        Bytes available for the Jacobian block, the forward pass and the result.
+    block_columns : int, optional
+        Columns per block; by default about 8 MiB of block, within the budget.
+
+    Returns
+    -------
+    theta : ndarray of shape (N, N)
+    """
+    theta = None
+    for block in jacobian_blocks(network, X, memory_budget, block_columns):
+        if theta is None:
+            theta = np.zeros((block.shape[0],) * 2, order="F")
+        # block.T is Fortran-ordered, so dsyrk reads it without a copy.
+        theta = dsyrk(1.0, block.T, beta=1.0, c=theta, trans=1, overwrite_c=1)
+    upper = np.triu(theta)
+    return np.ascontiguousarray(upper + np.triu(theta, 1).T)
+
+
+def empirical_ntk(
+    network: Network,
+    X,
+    method: str = "layerwise",
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+) -> np.ndarray:
+    """Compute the empirical NTK ``Theta[i, j] = <df(x_i)/dp, df(x_j)/dp>``.
+
+    Parameters
+    ----------
+    network : Network
+        From :func:`ntk_np.make_network`.
+    X : array_like of shape (N, n_0)
+        Inputs; converted to float64.
+    method : {'layerwise', 'jacobian'}, default='layerwise'
+        The route (see the module docstring). Both agree to rounding.
+    memory_budget : int, default=1 GiB
+        Bytes for the ``jacobian`` route; ignored by ``layerwise``.
+
+    Returns
+    -------
+    theta : ndarray of shape (N, N)
+        Symmetric positive semidefinite up to rounding.
+
+    Examples
+    --------
+    >>> import ntk_np
+    >>> X, y = ntk_np.load_sample(n_per_class=5)
+    >>> net = ntk_np.make_network(width=100, depth=3, activation="relu")
+    >>> ntk_np.empirical_ntk(net, X).shape
+    (10, 10)
+    """
+    X = check_inputs(network, X)
+    if method == "layerwise":
+        return layerwise_ntk(network, X)
+    if method == "jacobian":
+        return jacobian_ntk(network, X, memory_budget)
+    raise ValueError(
+        f"unknown method {method!r}; expected one of " + ", ".join(METHODS)
+    )

@@ -1,0 +1,613 @@
+"""Kernels and spectra over a grid of widths, depths, activations and seeds.
+
+``python -m ntk_np.sweep`` runs :func:`run_sweep` on the study's grid: widths
+50 to 1000 in steps of 50, depths 2 to 10, four activations, 720 kernels of
+200 Fashion-MNIST images. Results go to a folder as they are computed (see
+:mod:`ntk_np.results`); a rerun with the same folder resumes where it stopped.
+
+Every kernel is computed with one BLAS thread, in worker processes when
+``jobs > 1``, so its value does not depend on the number of jobs: multithreaded
+BLAS sums in a different order and changes the last bits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+from tqdm.auto import tqdm
+
+from . import results as res
+from .activations import ACTIVATIONS, activation_code
+from .data import DataError, load_sample
+from .kernel import DEFAULT_MEMORY_BUDGET, METHODS, empirical_ntk, ntk_over_depths
+from .network import PARAMETRIZATIONS, _check_int, make_network
+from .spectrum import kernel_spectrum
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_WIDTHS: tuple[int, ...] = tuple(range(50, 1001, 50))
+DEFAULT_DEPTHS: tuple[int, ...] = tuple(range(2, 11))
+
+
+class UsageError(ValueError):
+    """A sweep request that cannot run as given (bad grid, clashing results)."""
+
+
+@dataclass
+class SweepResult:
+    """What :func:`run_sweep` returns.
+
+    Attributes
+    ----------
+    rows : list of dict
+        One per kernel of the grid, with the keys of ``results.COLUMNS``, in
+        the order of ``results.sort_key``.
+    summary : list of dict
+        Per activation, see :func:`ntk_np.results.summarize`.
+    spectra : dict of str to ndarray
+        Ascending eigenvalues keyed by ``results.kernel_key``.
+    out : Path or None
+        The results folder, if one was written.
+    seconds : float
+        Wall time of the call.
+    """
+
+    rows: list
+    summary: list
+    spectra: dict = field(repr=False)
+    out: Path | None
+    seconds: float
+
+
+def _check_grid(name, values, minimum):
+    values = list(values)
+    if not values:
+        raise UsageError(f"{name} must not be empty")
+    checked = []
+    for value in values:
+        try:
+            checked.append(_check_int(name[:-1], value, minimum))
+        except (TypeError, ValueError) as err:
+            raise UsageError(str(err)) from None
+    return tuple(sorted(set(checked)))
+
+
+def data_fingerprint(X: np.ndarray) -> str:
+    """Return a SHA-256 hex digest of the float64 data and its shape."""
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    digest = hashlib.sha256(str(X.shape).encode())
+    digest.update(X.tobytes())
+    return digest.hexdigest()
+
+
+# Worker state, set once per process by _init_worker.
+_X: np.ndarray | None = None
+
+
+def _init_worker(X: np.ndarray) -> None:
+    global _X
+    _X = X
+    threadpool_limits(1, user_api="blas")
+
+
+def _compute_group(task):
+    """Compute the kernels of one (activation, width, seed) for several depths."""
+    activation, width, seed, depths, parametrization, method, budget = task
+    X = _X
+    out = []
+    start = time.perf_counter()
+    if method == "layerwise":
+        kernels = ntk_over_depths(X, width, depths, activation, parametrization, seed)
+    else:
+        kernels = (
+            (
+                d,
+                empirical_ntk(
+                    make_network(
+                        width, d, activation, parametrization, seed, X.shape[1]
+                    ),
+                    X,
+                    method=method,
+                    memory_budget=budget,
+                ),
+            )
+            for d in depths
+        )
+    for depth, theta in kernels:
+        spectrum = kernel_spectrum(theta)
+        now = time.perf_counter()
+        row = {
+            "activation": activation,
+            "width": width,
+            "depth": depth,
+            "seed": seed,
+            "parametrization": parametrization,
+            "n_samples": X.shape[0],
+            "lambda_min": spectrum.lambda_min,
+            "lambda_max": spectrum.lambda_max,
+            "trace": spectrum.trace,
+            "resolution_floor": spectrum.resolution_floor,
+            "below_floor": spectrum.below_floor,
+            "seconds": now - start,
+        }
+        start = now
+        out.append((row, spectrum.eigenvalues))
+    return out
+
+
+def _prepare_folder(
+    out: Path, settings: dict, data_source: str, overwrite: bool
+) -> dict:
+    """Create or reopen a results folder; return the rows already computed.
+
+    Only the keys of ``settings`` must match for earlier rows to be reused.
+    """
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "spectra").mkdir(exist_ok=True)
+    except OSError as err:
+        raise UsageError(
+            f"cannot create results folder {out}: {err.strerror}"
+        ) from None
+    settings_path = out / "settings.json"
+    results_path = out / "results.csv"
+    done = {}
+    if settings_path.exists() and results_path.exists() and not overwrite:
+        old = json.loads(settings_path.read_text())
+        changed = [k for k in settings if old.get(k) != settings[k]]
+        if changed:
+            raise UsageError(
+                f"{out} holds results for other settings ({', '.join(changed)} "
+                "differ); choose another --out folder or pass --overwrite"
+            )
+        for row in res.read_results(results_path):
+            key = res.kernel_key(
+                row["activation"], row["width"], row["depth"], row["seed"]
+            )
+            if (out / "spectra" / f"{key}.npy").exists():
+                done[key] = row
+    meta = {**settings, "data_source": data_source}
+    settings_path.write_text(json.dumps(meta, indent=2) + "\n")
+    res.write_results(results_path, sorted(done.values(), key=res.sort_key))
+    return done
+
+
+def run_sweep(
+    X,
+    widths: Sequence[int] = DEFAULT_WIDTHS,
+    depths: Sequence[int] = DEFAULT_DEPTHS,
+    activations: Sequence[str] = ACTIVATIONS,
+    seeds: Sequence[int] = (0,),
+    parametrization: str = "thesis",
+    method: str = "layerwise",
+    out: str | os.PathLike | None = None,
+    jobs: int = 1,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    overwrite: bool = False,
+    progress: bool = False,
+    data_source: str = "",
+) -> SweepResult:
+    """Compute the kernel and spectrum of every network of a grid.
+
+    Parameters
+    ----------
+    X : array_like of shape (N, d)
+        Inputs, such as :func:`ntk_np.load_sample` returns.
+    widths, depths, seeds : sequence of int
+        Grid; widths at least 1, depths at least 2, seeds at least 0.
+    activations : sequence of str
+        Names from :data:`ntk_np.ACTIVATIONS`.
+    parametrization : {'thesis', 'ntk'}, default='thesis'
+    method : {'layerwise', 'jacobian'}, default='layerwise'
+    out : path, optional
+        Results folder. Rows are appended as kernels finish; kernels already
+        in the folder (same settings) are not computed again.
+    jobs : int, default=1
+        Worker processes. Results do not depend on it.
+    memory_budget : int, default=1 GiB
+        Bytes per kernel for ``method='jacobian'``.
+    overwrite : bool, default=False
+        Discard results in ``out`` computed with other settings instead of
+        raising.
+    progress : bool, default=False
+        Show a progress bar on standard error.
+    data_source : str, optional
+        Description of the data, stored in ``settings.json``.
+
+    Returns
+    -------
+    SweepResult
+
+    Raises
+    ------
+    UsageError
+        For an invalid grid or a results folder holding other settings.
+    """
+    started = time.perf_counter()
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    if X.ndim != 2 or X.shape[0] < 2:
+        raise UsageError(f"X must have shape (N, d) with N >= 2, got {X.shape}")
+    widths = _check_grid("widths", widths, 1)
+    depths = _check_grid("depths", depths, 2)
+    seeds = _check_grid("seeds", seeds, 0)
+    activations = list(dict.fromkeys(activations))
+    if not activations:
+        raise UsageError("activations must not be empty")
+    for name in activations:
+        try:
+            activation_code(name)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+    if parametrization not in PARAMETRIZATIONS:
+        raise UsageError(
+            f"unknown parametrization {parametrization!r}; expected one of "
+            + ", ".join(PARAMETRIZATIONS)
+        )
+    if method not in METHODS:
+        raise UsageError(
+            f"unknown method {method!r}; expected one of " + ", ".join(METHODS)
+        )
+    try:
+        jobs = _check_int("jobs", jobs, 1)
+        memory_budget = _check_int("memory_budget", memory_budget, 1)
+    except (TypeError, ValueError) as err:
+        raise UsageError(str(err)) from None
+
+    settings = {
+        "parametrization": parametrization,
+        "method": method,
+        "n_samples": int(X.shape[0]),
+        "n_inputs": int(X.shape[1]),
+        "data_sha256": data_fingerprint(X),
+    }
+    out_path = Path(out) if out is not None else None
+    done = {}
+    if out_path is not None:
+        done = _prepare_folder(out_path, settings, data_source, overwrite)
+
+    rows: dict = {}
+    spectra: dict = {}
+    tasks = []
+    for activation in activations:
+        for width in widths:
+            for seed in seeds:
+                todo = []
+                for depth in depths:
+                    key = res.kernel_key(activation, width, depth, seed)
+                    if key in done:
+                        rows[key] = done[key]
+                        spectra[key] = np.load(out_path / "spectra" / f"{key}.npy")
+                    else:
+                        todo.append(depth)
+                if todo:
+                    tasks.append(
+                        (
+                            activation,
+                            width,
+                            seed,
+                            tuple(todo),
+                            parametrization,
+                            method,
+                            memory_budget,
+                        )
+                    )
+    n_total = len(activations) * len(widths) * len(depths) * len(seeds)
+    n_todo = n_total - len(rows)
+    if rows:
+        logger.info(
+            "resuming: %d of %d kernels already in %s", len(rows), n_total, out_path
+        )
+    # Widest networks first, so the slowest tasks do not start last.
+    tasks.sort(key=lambda t: -t[1] * t[1] * max(t[3]))
+
+    def record(group):
+        for row, eigenvalues in group:
+            key = res.kernel_key(
+                row["activation"], row["width"], row["depth"], row["seed"]
+            )
+            rows[key] = row
+            spectra[key] = eigenvalues
+            if out_path is not None:
+                np.save(out_path / "spectra" / f"{key}.npy", eigenvalues)
+                res.append_result(out_path / "results.csv", row)
+        bar.update(len(group))
+
+    bar = tqdm(total=n_todo, unit="kernel", disable=not progress, dynamic_ncols=True)
+    with bar:
+        if jobs == 1 or len(tasks) <= 1:
+            _init_worker(X)
+            with threadpool_limits(1, user_api="blas"):
+                for task in tasks:
+                    record(_compute_group(task))
+        else:
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(
+                max_workers=min(jobs, len(tasks)),
+                mp_context=context,
+                initializer=_init_worker,
+                initargs=(X,),
+            ) as pool:
+                futures = [pool.submit(_compute_group, task) for task in tasks]
+                for future in as_completed(futures):
+                    record(future.result())
+
+    ordered = sorted(rows.values(), key=res.sort_key)
+    summary = res.summarize(ordered)
+    if out_path is not None:
+        everything = res.read_results(out_path / "results.csv")
+        res.write_results(
+            out_path / "results.csv", sorted(everything, key=res.sort_key)
+        )
+        np.savez(out_path / "spectra.npz", **spectra)
+        res.write_summary(out_path / "summary.csv", summary)
+    return SweepResult(
+        rows=ordered,
+        summary=summary,
+        spectra=spectra,
+        out=out_path,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def parse_int_list(text: str) -> list[int]:
+    """Parse ``"100"``, ``"100,200"`` or an inclusive range ``"50:1000:50"``."""
+    values = []
+    for part in text.split(","):
+        part = part.strip()
+        if ":" in part:
+            pieces = part.split(":")
+            if len(pieces) not in (2, 3):
+                raise argparse.ArgumentTypeError(
+                    f"invalid range {part!r}; expected START:STOP or START:STOP:STEP"
+                )
+            try:
+                start, stop, *step = (int(p) for p in pieces)
+            except ValueError:
+                raise argparse.ArgumentTypeError(
+                    f"invalid range {part!r}; expected integers"
+                ) from None
+            step = step[0] if step else 1
+            if step < 1 or stop < start:
+                raise argparse.ArgumentTypeError(
+                    f"invalid range {part!r}; expected START <= STOP and STEP >= 1"
+                )
+            values.extend(range(start, stop + 1, step))
+        else:
+            try:
+                values.append(int(part))
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"invalid integer {part!r}") from None
+    return values
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line and exit with status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def add_data_options(parser: argparse.ArgumentParser) -> None:
+    """Add the options that choose the images (shared by the commands)."""
+    group = parser.add_argument_group("data")
+    group.add_argument(
+        "--n-per-class",
+        type=int,
+        default=100,
+        metavar="N",
+        help="images per class, the first N of each in file order (default: 100)",
+    )
+    group.add_argument(
+        "--classes",
+        type=int,
+        nargs=2,
+        default=(0, 9),
+        metavar=("A", "B"),
+        help="the two Fashion-MNIST classes, targets 0 and 1 (default: 0 9, "
+        "T-shirt/top and Ankle boot)",
+    )
+    group.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="read the training IDX files from DIR instead of the embedded copy "
+        "of classes 0 and 9",
+    )
+    group.add_argument(
+        "--data",
+        metavar="FILE.npz",
+        help="use X (N x d) and y (N) from a .npz file, whole, instead of "
+        "Fashion-MNIST",
+    )
+
+
+def load_data_from_args(args) -> tuple[np.ndarray, np.ndarray, str]:
+    """Load the sample that the data options select; return ``(X, y, label)``."""
+    if args.data and args.data_dir:
+        raise DataError("--data and --data-dir cannot be used together")
+    X, y = load_sample(
+        n_per_class=args.n_per_class,
+        classes=tuple(args.classes),
+        data_dir=args.data_dir,
+        data=args.data,
+    )
+    if args.data:
+        label = f"{args.data} ({X.shape[0]} samples)"
+    else:
+        source = args.data_dir or "embedded Fashion-MNIST"
+        label = (
+            f"{source}, classes {args.classes[0]} and {args.classes[1]}, "
+            f"first {args.n_per_class} training images of each"
+        )
+    return X, y, label
+
+
+def add_logging_options(parser: argparse.ArgumentParser) -> None:
+    """Add ``--verbose``, ``--quiet`` and ``--no-progress``."""
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log debugging details"
+    )
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="print only errors and the table"
+    )
+    parser.add_argument(
+        "--no-progress", action="store_true", help="hide the progress bar"
+    )
+
+
+def configure_logging(args) -> None:
+    """Send the package's log records to standard error at the chosen level."""
+    level = (
+        logging.DEBUG
+        if args.verbose
+        else logging.WARNING
+        if args.quiet
+        else logging.INFO
+    )
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("numba").setLevel(logging.WARNING)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of ``python -m ntk_np.sweep``."""
+    parser = _Parser(
+        prog="python -m ntk_np.sweep",
+        description="Compute the empirical NTK and its eigenvalues for every "
+        "network of a grid of widths, depths and activations, and print per "
+        "activation the greatest smallest eigenvalue.",
+        epilog="examples:\n"
+        "  python -m ntk_np.sweep                      # the full 720-kernel grid\n"
+        "  python -m ntk_np.sweep --widths 100:500:100 --depths 2,3 "
+        "--activations relu sigmoid\n"
+        "  python -m ntk_np.sweep --seeds 0:4 --out results-5seeds",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    grid = parser.add_argument_group("grid")
+    grid.add_argument(
+        "--widths",
+        type=parse_int_list,
+        default=list(DEFAULT_WIDTHS),
+        metavar="LIST",
+        help="hidden-layer widths in units, as 100,200 or START:STOP:STEP "
+        "(inclusive) (default: 50:1000:50)",
+    )
+    grid.add_argument(
+        "--depths",
+        type=parse_int_list,
+        default=list(DEFAULT_DEPTHS),
+        metavar="LIST",
+        help="numbers of weight layers, at least 2, same syntax (default: 2:10)",
+    )
+    grid.add_argument(
+        "--activations",
+        nargs="+",
+        choices=ACTIVATIONS,
+        default=list(ACTIVATIONS),
+        metavar="NAME",
+        help="activations among " + ", ".join(ACTIVATIONS) + " (default: all four)",
+    )
+    grid.add_argument(
+        "--seeds",
+        type=parse_int_list,
+        default=[0],
+        metavar="LIST",
+        help="weight seeds, same syntax; the summary averages over them (default: 0)",
+    )
+    grid.add_argument(
+        "--parametrization",
+        choices=PARAMETRIZATIONS,
+        default="thesis",
+        help="thesis: c_l = 1/sqrt(width), output 1; ntk: c_l = 1/sqrt(fan-in) "
+        "(default: thesis)",
+    )
+    grid.add_argument(
+        "--method",
+        choices=METHODS,
+        default="layerwise",
+        help="kernel route; both agree to rounding (default: layerwise)",
+    )
+    grid.add_argument(
+        "--memory-budget",
+        type=float,
+        default=DEFAULT_MEMORY_BUDGET / 2**20,
+        metavar="MIB",
+        help="memory per kernel for --method jacobian, in MiB (default: 1024)",
+    )
+    add_data_options(parser)
+    run = parser.add_argument_group("run")
+    run.add_argument(
+        "--out",
+        default="results",
+        metavar="DIR",
+        help="results folder; a rerun resumes the kernels it holds (default: results)",
+    )
+    run.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="discard results in --out computed with other settings",
+    )
+    run.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help=f"worker processes (default: the number of cores, {os.cpu_count()})",
+    )
+    add_logging_options(run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the sweep command; return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args)
+    prog = parser.prog
+    try:
+        X, _, label = load_data_from_args(args)
+        if not args.memory_budget > 0:
+            raise UsageError(
+                f"--memory-budget must be a positive number of MiB, "
+                f"got {args.memory_budget}"
+            )
+        logger.info("data: %s, %d samples of %d features", label, *X.shape)
+        result = run_sweep(
+            X,
+            widths=args.widths,
+            depths=args.depths,
+            activations=args.activations,
+            seeds=args.seeds,
+            parametrization=args.parametrization,
+            method=args.method,
+            out=args.out,
+            jobs=args.jobs,
+            memory_budget=int(args.memory_budget * 2**20),
+            overwrite=args.overwrite,
+            progress=not (args.no_progress or args.quiet),
+            data_source=label,
+        )
+    except (UsageError, DataError) as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
+    print(res.format_summary(result.summary))
+    print(
+        f"\n{len(result.rows)} kernels in {result.seconds:.1f} s; results in "
+        f"{result.out}/"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
