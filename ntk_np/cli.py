@@ -1,0 +1,138 @@
+"""Pieces shared by the command-line tools: parsing, data options and logging.
+
+The commands are thin layers over library functions. Each builds its parser
+with :class:`_Parser`, so that a usage error prints one line and exits with
+status 2, and catches :class:`UsageError` and :class:`ntk_np.data.DataError`
+to do the same for invalid values found after parsing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+import numpy as np
+
+from .data import DataError, load_sample
+
+
+class UsageError(ValueError):
+    """A request that cannot run as given (bad grid, clashing results folder)."""
+
+
+def parse_int_list(text: str) -> list[int]:
+    """Parse ``"100"``, ``"100,200"`` or an inclusive range ``"50:1000:50"``."""
+    values = []
+    for part in text.split(","):
+        part = part.strip()
+        if ":" in part:
+            pieces = part.split(":")
+            if len(pieces) not in (2, 3):
+                raise argparse.ArgumentTypeError(
+                    f"invalid range {part!r}; expected START:STOP or START:STOP:STEP"
+                )
+            try:
+                start, stop, *step = (int(p) for p in pieces)
+            except ValueError:
+                raise argparse.ArgumentTypeError(
+                    f"invalid range {part!r}; expected integers"
+                ) from None
+            step = step[0] if step else 1
+            if step < 1 or stop < start:
+                raise argparse.ArgumentTypeError(
+                    f"invalid range {part!r}; expected START <= STOP and STEP >= 1"
+                )
+            values.extend(range(start, stop + 1, step))
+        else:
+            try:
+                values.append(int(part))
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"invalid integer {part!r}") from None
+    return values
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line and exit with status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def add_data_options(parser: argparse.ArgumentParser) -> None:
+    """Add the options that choose the images (shared by the commands)."""
+    group = parser.add_argument_group("data")
+    group.add_argument(
+        "--n-per-class",
+        type=int,
+        default=100,
+        metavar="N",
+        help="images per class, the first N of each in file order (default: 100)",
+    )
+    group.add_argument(
+        "--classes",
+        type=int,
+        nargs=2,
+        default=(0, 9),
+        metavar=("A", "B"),
+        help="the two Fashion-MNIST classes, targets 0 and 1 (default: 0 9, "
+        "T-shirt/top and Ankle boot)",
+    )
+    group.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="read the training IDX files from DIR instead of the embedded copy "
+        "of classes 0 and 9",
+    )
+    group.add_argument(
+        "--data",
+        metavar="FILE.npz",
+        help="use X (N x d) and y (N) from a .npz file, whole, instead of "
+        "Fashion-MNIST",
+    )
+
+
+def load_data_from_args(args) -> tuple[np.ndarray, np.ndarray, str]:
+    """Load the sample that the data options select; return ``(X, y, label)``."""
+    if args.data and args.data_dir:
+        raise DataError("--data and --data-dir cannot be used together")
+    X, y = load_sample(
+        n_per_class=args.n_per_class,
+        classes=tuple(args.classes),
+        data_dir=args.data_dir,
+        data=args.data,
+    )
+    if args.data:
+        label = f"{args.data} ({X.shape[0]} samples)"
+    else:
+        source = args.data_dir or "embedded Fashion-MNIST"
+        label = (
+            f"{source}, classes {args.classes[0]} and {args.classes[1]}, "
+            f"first {args.n_per_class} training images of each"
+        )
+    return X, y, label
+
+
+def add_logging_options(parser: argparse.ArgumentParser) -> None:
+    """Add ``--verbose``, ``--quiet`` and ``--no-progress``."""
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log debugging details"
+    )
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="print only errors and the table"
+    )
+    parser.add_argument(
+        "--no-progress", action="store_true", help="hide the progress bar"
+    )
+
+
+def configure_logging(args) -> None:
+    """Send the package's log records to standard error at the chosen level."""
+    level = (
+        logging.DEBUG
+        if args.verbose
+        else logging.WARNING
+        if args.quiet
+        else logging.INFO
+    )
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("numba").setLevel(logging.WARNING)
