@@ -54,13 +54,15 @@ def _value_and_slope(z, code):
             return z, 1.0
         return LEAKY_SLOPE * z, LEAKY_SLOPE
     # Sigmoid: exp of -|z| never overflows.
+    # The slope e / (1 + e)^2 with e = exp(-|z|) keeps full relative accuracy
+    # in both tails, where s * (1 - s) would cancel for large positive z.
     if z >= 0.0:
         e = np.exp(-z)
         s = 1.0 / (1.0 + e)
-    else:
-        e = np.exp(z)
-        s = e / (1.0 + e)
-    return s, s * (1.0 - s)
+        return s, e * s * s
+    e = np.exp(z)
+    s = e / (1.0 + e)
+    return s, s / (1.0 + e)
 
 
 @njit(cache=True)
@@ -108,7 +110,7 @@ def activation(name: str, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     value, derivative : ndarray, same shape as ``z``
     """
     code = activation_code(name)
-    z = np.ascontiguousarray(z, dtype=np.float64)
+    z = np.array(z, dtype=np.float64, order="C")
     value = np.empty_like(z)
     derivative = np.empty_like(z)
     _apply(z.reshape(-1), code, value.reshape(-1), derivative.reshape(-1))

@@ -29,11 +29,12 @@ import numpy as np
 from numba import njit
 from scipy.linalg.blas import dsyrk
 
+from .activations import scale_by_slope
 from .network import (
     Network,
-    backward,
-    backward_from,
+    check_architecture,
     check_inputs,
+    check_seed,
     draw_hidden_layers,
     draw_output_layer,
     forward,
@@ -49,7 +50,9 @@ METHODS: tuple[str, ...] = ("layerwise", "jacobian")
 DEFAULT_MEMORY_BUDGET = 1 << 30
 """Default memory budget of the ``jacobian`` route, in bytes (1 GiB)."""
 
-_TARGET_BLOCK_BYTES = 1 << 23  # 8 MiB blocks keep the syrk input near cache
+# Blocks of 2 MiB are filled and read back by dsyrk while still in cache; among
+# 1 to 16 MiB, 1 to 4 MiB ran fastest (bench/bench_kernel.py, AMD EPYC Zen 4).
+_TARGET_BLOCK_BYTES = 1 << 21
 
 
 @njit(cache=True)
@@ -61,13 +64,33 @@ def _accumulate_layer(theta, gram_delta, gram_a, c2):
             theta[i, j] += g * (c2 * gram_a[i, j] + 1.0)
 
 
-def _layer_sum(theta, delta, A, multipliers, depth):
-    for l in range(1, depth + 1):
-        d = delta[l]
-        gram_delta = d @ d.T
-        gram_a = A[l - 1] @ A[l - 1].T
-        _accumulate_layer(theta, gram_delta, gram_a, multipliers[l - 1] ** 2)
+def _backward_sum(weights, multipliers, A, S, gram_a=None):
+    """Backpropagate through a forward pass and sum the layer terms of ``Theta``.
+
+    ``A`` and ``S`` may come from a deeper network with the same leading
+    layers; only those of ``len(weights)`` layers are read. ``gram_a[l]``, if
+    given, is ``A[l] @ A[l].T``. Each ``delta[l]`` is dropped once its term is
+    added, so at most two are alive at a time.
+    """
+    depth = len(weights)
+    c = multipliers
+    if gram_a is None:
+        gram_a = [None] * depth
+    gram = _gram(A[depth - 1], gram_a[depth - 1])
+    # delta(D) is a column of ones, so its Gram matrix is all ones.
+    theta = c[depth - 1] ** 2 * gram + 1.0
+    delta = c[depth - 1] * weights[depth - 1] * S[depth - 1]
+    for l in range(depth - 1, 0, -1):
+        if l < depth - 1:
+            delta = delta @ weights[l]
+            scale_by_slope(delta, c[l], S[l])
+        gram = _gram(A[l - 1], gram_a[l - 1])
+        _accumulate_layer(theta, delta @ delta.T, gram, c[l - 1] ** 2)
     return theta
+
+
+def _gram(a, known):
+    return a @ a.T if known is None else known
 
 
 def layerwise_ntk(network: Network, X) -> np.ndarray:
@@ -83,9 +106,7 @@ def layerwise_ntk(network: Network, X) -> np.ndarray:
     theta : ndarray of shape (N, N)
     """
     passed = forward(network, X)
-    delta = backward(network, passed)
-    theta = np.zeros((len(passed.output),) * 2)
-    return _layer_sum(theta, delta, passed.A, network.multipliers, network.depth)
+    return _backward_sum(network.weights, network.multipliers, passed.A, passed.S)
 
 
 def ntk_over_depths(
@@ -102,12 +123,38 @@ def ntk_over_depths(
     layers are shared, so the forward pass and the input Gram matrices are
     computed once for all depths. Each kernel equals :func:`layerwise_ntk` of
     the same network.
+
+    Raises
+    ------
+    ValueError, TypeError
+        For an invalid architecture or ``X``, before any kernel is computed.
     """
-    X = np.ascontiguousarray(X, dtype=np.float64)
     depths = sorted(set(depths))
+    if not depths:
+        raise ValueError("depths must not be empty")
+    for depth in depths:
+        width, _ = check_architecture(width, depth, activation, parametrization)
+    seed = check_seed(seed)
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    if X.ndim != 2 or X.shape[0] < 1 or X.shape[1] < 1:
+        raise ValueError(f"X must have shape (N, d) with N, d >= 1, got {X.shape}")
+    if not np.all(np.isfinite(X)):
+        raise ValueError("X contains NaN or infinite values")
+    return _ntk_over_depths(X, width, depths, activation, parametrization, seed)
+
+
+def _ntk_over_depths(X, width, depths, activation, parametrization, seed, hidden=None):
+    """Yield ``(depth, theta)`` for sorted, validated ``depths``.
+
+    ``hidden`` may hold the hidden layers already drawn for this seed and width
+    (at least ``max(depths) - 1`` of them), so that a caller looping over
+    activations draws them once.
+    """
     n_inputs = X.shape[1]
     deepest = depths[-1]
-    hidden = draw_hidden_layers(n_inputs, width, deepest - 1, seed)
+    if hidden is None:
+        hidden = draw_hidden_layers(n_inputs, width, deepest - 1, seed)
+    hidden = hidden[: deepest - 1]
     multipliers = layer_multipliers(n_inputs, width, deepest, parametrization)
     A, S = forward_hidden(hidden, multipliers, activation, X)
     gram_a = [a @ a.T for a in A]
@@ -115,12 +162,7 @@ def ntk_over_depths(
         W_out, _ = draw_output_layer(n_inputs, width, depth, seed)
         c = layer_multipliers(n_inputs, width, depth, parametrization)
         weights = [W for W, _ in hidden[: depth - 1]] + [W_out]
-        delta = backward_from(weights, c, S, depth)
-        theta = np.zeros((X.shape[0],) * 2)
-        for l in range(1, depth + 1):
-            d = delta[l]
-            _accumulate_layer(theta, d @ d.T, gram_a[l - 1], c[l - 1] ** 2)
-        yield depth, theta
+        yield depth, _backward_sum(weights, c, A, S, gram_a)
 
 
 def _segments(network: Network):
@@ -136,20 +178,24 @@ def _segments(network: Network):
 @njit(cache=True)
 def _fill_weight_block(out, col, delta, a, c, p0, p1):
     # Columns p0 .. p1-1 of dW(l) = c * delta[l] x(l-1)^T, flattened row-major.
+    # The innermost loop runs over slices from index 0, so LLVM can drop the
+    # negative-index checks and vectorise it.
     n_samples = out.shape[0]
     n_in = a.shape[1]
     for i in range(n_samples):
         p = p0
-        k_col = col
+        dst = col
         while p < p1:
             j = p // n_in
             k = p - j * n_in
-            stop = min(n_in, k + (p1 - p))
+            count = min(n_in - k, p1 - p)
             scaled = c * delta[i, j]
-            for kk in range(k, stop):
-                out[i, k_col] = scaled * a[i, kk]
-                k_col += 1
-            p += stop - k
+            target = out[i, dst : dst + count]
+            source = a[i, k : k + count]
+            for t in range(count):
+                target[t] = scaled * source[t]
+            dst += count
+            p += count
 
 
 @njit(cache=True)
@@ -159,6 +205,31 @@ def _fill_bias_block(out, col, delta, p0, p1):
             out[i, col + p - p0] = delta[i, p]
 
 
+@njit(cache=True)
+def _scale_slope_by(slope, scale, back):
+    # Overwrites slope with scale * back * slope, the product scale_by_slope forms.
+    n_rows, n_cols = slope.shape
+    for i in range(n_rows):
+        for j in range(n_cols):
+            slope[i, j] = scale * back[i, j] * slope[i, j]
+
+
+def _backward_over_slopes(weights, multipliers, S):
+    """Return the deltas of :func:`ntk_np.network.backward_from`, stored over ``S``.
+
+    ``delta[l]`` is written into the buffer of ``S[l]``, so the backward pass
+    needs no memory beyond the forward pass but one product; ``S`` is consumed.
+    """
+    depth = len(weights)
+    delta = [None] * (depth + 1)
+    delta[depth] = np.ones((S[1].shape[0], 1))
+    for l in range(depth - 1, 0, -1):
+        back = delta[l + 1] @ weights[l]
+        _scale_slope_by(S[l], multipliers[l], back)
+        delta[l] = S[l]
+    return delta
+
+
 class _Gradients:
     """Forward and backward pass of one batch, ready to emit Jacobian columns."""
 
@@ -166,10 +237,16 @@ class _Gradients:
         passed = forward(network, X)
         self.network = network
         self.A = passed.A
-        self.delta = backward(network, passed)
+        self.delta = _backward_over_slopes(
+            network.weights, network.multipliers, passed.S
+        )
         self.n_samples = len(passed.output)
-        self.nbytes = sum(a.nbytes for a in self.A) + sum(
-            d.nbytes for d in self.delta[1:]
+        # The backward pass also holds one (N, width) product at a time.
+        transient = self.n_samples * max(network.layer_sizes[1:-1], default=0) * 8
+        self.nbytes = (
+            sum(a.nbytes for a in self.A)
+            + sum(d.nbytes for d in self.delta[1:])
+            + transient
         )
 
     def fill(self, out: np.ndarray, start: int, stop: int) -> None:
@@ -248,6 +325,14 @@ def jacobian_blocks(
         )
     if block_columns is None:
         block_columns = max(1, _TARGET_BLOCK_BYTES // (8 * n))
+    elif (
+        isinstance(block_columns, bool)
+        or not isinstance(block_columns, int | np.integer)
+        or block_columns < 1
+    ):
+        raise ValueError(
+            f"block_columns must be a positive integer, got {block_columns!r}"
+        )
     block_columns = int(min(block_columns, max_columns, n_params))
     logger.debug(
         "jacobian blocks of %d columns for P=%d, N=%d", block_columns, n_params, n
@@ -275,7 +360,7 @@ def jacobian_ntk(
     memory_budget : int, default=1 GiB
         Bytes available for the Jacobian block, the forward pass and the result.
     block_columns : int, optional
-        Columns per block; by default about 8 MiB of block, within the budget.
+        Columns per block; by default about 2 MiB of block, within the budget.
 
     Returns
     -------

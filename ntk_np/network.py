@@ -78,6 +78,11 @@ def check_architecture(
     return width, depth
 
 
+def check_seed(seed) -> int:
+    """Validate a weight seed (a non-negative integer) and return it as an int."""
+    return _check_int("seed", seed, 0)
+
+
 def layer_multipliers(
     n_inputs: int, width: int, depth: int, parametrization: str = "thesis"
 ) -> tuple[float, ...]:
@@ -199,7 +204,7 @@ def make_network(
     Network
     """
     width, depth = check_architecture(width, depth, activation, parametrization)
-    seed = _check_int("seed", seed, 0)
+    seed = check_seed(seed)
     n_inputs = _check_int("n_inputs", n_inputs, 1)
     hidden = draw_hidden_layers(n_inputs, width, depth - 1, seed)
     output = draw_output_layer(n_inputs, width, depth, seed)
@@ -274,10 +279,10 @@ def forward_hidden(
     A = [X]
     S = [None]
     for (W, b), c in zip(hidden, multipliers):
-        pre = A[-1] @ W.T
-        x = np.empty_like(pre)
-        slope = np.empty_like(pre)
-        affine_activate(pre, c, b, code, x, slope)
+        # x(l) overwrites the product it is computed from, elementwise.
+        x = A[-1] @ W.T
+        slope = np.empty_like(x)
+        affine_activate(x, c, b, code, x, slope)
         A.append(x)
         S.append(slope)
     return A, S

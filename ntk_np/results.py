@@ -4,7 +4,8 @@ A results folder holds:
 
 ``settings.json``
     What every kernel in the folder depends on besides its grid point: the
-    parametrisation, the kernel route, and a fingerprint of the data.
+    parametrisation, the kernel route, the certify policy for ``lambda_min``
+    (:mod:`ntk_np.certify`), and a fingerprint of the data.
 ``results.csv``
     One row per kernel (:data:`COLUMNS`), appended as each kernel finishes.
 ``spectra/``
@@ -20,6 +21,7 @@ A results folder holds:
 from __future__ import annotations
 
 import csv
+import io
 import os
 from collections import defaultdict
 from collections.abc import Iterable
@@ -41,9 +43,26 @@ COLUMNS: tuple[str, ...] = (
     "trace",
     "resolution_floor",
     "below_floor",
+    "lambda_min_eigh",
+    "lambda_min_method",
+    "lambda_min_bound",
     "seconds",
 )
-"""Columns of ``results.csv``, in order."""
+"""Columns of ``results.csv``, in order.
+
+``lambda_min`` is the value of the route named in ``lambda_min_method``
+(``eigh`` or ``qr``, see :mod:`ntk_np.certify`), and ``lambda_min_bound`` is
+its error bound. ``below_floor`` is true when ``lambda_min`` does not exceed
+that bound. ``resolution_floor`` is always the ``eigh`` floor ``N * eps *
+lambda_max``, and ``lambda_min_eigh`` the ``eigh`` value.
+"""
+
+CERTIFY_COLUMNS: tuple[str, ...] = (
+    "lambda_min_eigh",
+    "lambda_min_method",
+    "lambda_min_bound",
+)
+"""Columns that files written before the ``qr`` route lack; read as ``eigh``."""
 
 SUMMARY_COLUMNS: tuple[str, ...] = (
     "activation",
@@ -57,7 +76,26 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
 """Columns of ``summary.csv``, in order."""
 
 _INT_COLUMNS = ("width", "depth", "seed", "n_samples")
-_FLOAT_COLUMNS = ("lambda_min", "lambda_max", "trace", "resolution_floor", "seconds")
+_FLOAT_COLUMNS = (
+    "lambda_min",
+    "lambda_max",
+    "trace",
+    "resolution_floor",
+    "seconds",
+    "lambda_min_eigh",
+    "lambda_min_bound",
+)
+
+
+def _with_eigh_defaults(row: dict) -> dict:
+    """Fill missing :data:`CERTIFY_COLUMNS` as for a row of the ``eigh`` route."""
+    if all(name in row for name in CERTIFY_COLUMNS):
+        return row
+    row = dict(row)
+    row.setdefault("lambda_min_eigh", row["lambda_min"])
+    row.setdefault("lambda_min_method", "eigh")
+    row.setdefault("lambda_min_bound", row["resolution_floor"])
+    return row
 
 
 def kernel_key(activation: str, width: int, depth: int, seed: int) -> str:
@@ -67,21 +105,27 @@ def kernel_key(activation: str, width: int, depth: int, seed: int) -> str:
 
 def _format_value(value) -> str:
     # repr keeps every digit of a float, so a CSV round trip is exact.
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float):
-        return repr(value)
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value)).lower()
+    if isinstance(value, float | np.floating):
+        return repr(float(value))
+    if isinstance(value, np.integer):
+        return str(int(value))
     return str(value)
 
 
 def format_row(row: dict) -> list[str]:
-    """Return a result row as CSV fields, floats with full precision."""
+    """Return a result row as CSV fields, floats with full precision.
+
+    A row without :data:`CERTIFY_COLUMNS` is written as an ``eigh`` row.
+    """
+    row = _with_eigh_defaults(row)
     return [_format_value(row[name]) for name in COLUMNS]
 
 
 def parse_row(record: dict) -> dict:
     """Convert a row read by :class:`csv.DictReader` to typed values."""
-    row = dict(record)
+    row = _with_eigh_defaults(dict(record))
     for name in _INT_COLUMNS:
         row[name] = int(row[name])
     for name in _FLOAT_COLUMNS:
@@ -100,24 +144,33 @@ def read_results(path: str | os.PathLike) -> list[dict]:
     FileNotFoundError
         If the file does not exist.
     ValueError
-        If its header lacks a column of :data:`COLUMNS`.
+        If its header lacks a column of :data:`COLUMNS` other than
+        :data:`CERTIFY_COLUMNS`.
     """
     path = Path(path)
     if path.is_dir():
         path = path / "results.csv"
     rows = []
     with open(path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in COLUMNS if c not in (reader.fieldnames or ())]
-        if missing:
-            raise ValueError(f"{path} is not a results file: missing {missing}")
-        for record in reader:
-            if None in record.values() or None in record:
-                continue
-            try:
-                rows.append(parse_row(record))
-            except ValueError:
-                continue
+        text = handle.read()
+    if not text.endswith("\n"):
+        # Every complete row ends with a line break; an unfinished one is dropped.
+        text = text[: text.rfind("\n") + 1]
+    reader = csv.DictReader(io.StringIO(text))
+    missing = [
+        c
+        for c in COLUMNS
+        if c not in (reader.fieldnames or ()) and c not in CERTIFY_COLUMNS
+    ]
+    if missing:
+        raise ValueError(f"{path} is not a results file: missing {missing}")
+    for record in reader:
+        if None in record.values() or None in record:
+            continue
+        try:
+            rows.append(parse_row(record))
+        except ValueError:
+            continue
     return rows
 
 
@@ -152,8 +205,9 @@ def summarize(rows: Iterable[dict]) -> list[dict]:
     """Find, per activation, the grid point with the greatest mean ``lambda_min``.
 
     Rows of several seeds at one grid point are averaged. A grid point where any
-    seed's ``lambda_min`` is under its resolution floor is marked
-    ``below_floor``; it can still be the greatest only if every point is.
+    seed's ``lambda_min`` is at or under its error bound (the ``below_floor``
+    column) is marked ``below_floor``. Such a point can still be the greatest,
+    but only if every point is.
 
     Returns
     -------
@@ -214,3 +268,45 @@ def format_summary(summary: list[dict]) -> str:
     return "\n".join(
         "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip() for cells in table
     )
+
+
+def read_spectra(
+    folder: str | os.PathLike, keys: Iterable[str] | None = None
+) -> dict[str, np.ndarray]:
+    """Read ascending eigenvalues from a results folder.
+
+    A spectrum is taken from ``spectra/KEY.npy`` if that file exists, otherwise
+    from ``spectra.npz``: ``spectra/`` contains every spectrum computed in the
+    folder, but ``spectra.npz`` only those of the last run's grid.
+
+    Parameters
+    ----------
+    folder : path
+        The results folder.
+    keys : iterable of str, optional
+        Names from :func:`kernel_key`; by default every spectrum found.
+
+    Returns
+    -------
+    dict of str to ndarray of shape (N,)
+        The spectra found; keys without a spectrum are left out.
+    """
+    folder = Path(folder)
+    archive_path = folder / "spectra.npz"
+    archive = np.load(archive_path) if archive_path.is_file() else None
+    try:
+        if keys is None:
+            found = {p.stem for p in (folder / "spectra").glob("*.npy")}
+            found.update(archive.files if archive is not None else ())
+            keys = sorted(found)
+        spectra = {}
+        for key in keys:
+            path = folder / "spectra" / f"{key}.npy"
+            if path.is_file():
+                spectra[key] = np.load(path)
+            elif archive is not None and key in archive.files:
+                spectra[key] = archive[key]
+        return spectra
+    finally:
+        if archive is not None:
+            archive.close()

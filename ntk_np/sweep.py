@@ -4,6 +4,9 @@
 50 to 1000 in steps of 50, depths 2 to 10, four activations, 720 kernels of
 200 Fashion-MNIST images. Results go to a folder as they are computed (see
 :mod:`ntk_np.results`); a rerun with the same folder resumes where it stopped.
+At the end the command draws the figures into ``figures/`` and writes
+``report.md`` (see :func:`ntk_np.plot.render_results`), unless
+``--no-figures`` is given.
 
 Every kernel is computed with one BLAS thread, in worker processes when
 ``jobs > 1``, so its value does not depend on the number of jobs: multithreaded
@@ -31,6 +34,12 @@ from tqdm.auto import tqdm
 
 from . import results as res
 from .activations import ACTIVATIONS, activation_code
+from .certify import (
+    CERTIFY_POLICIES,
+    certified_lambda_min,
+    eigh_lambda_min,
+    qr_needed,
+)
 from .cli import (
     UsageError,
     _Parser,
@@ -41,8 +50,9 @@ from .cli import (
     parse_int_list,
 )
 from .data import DataError
-from .kernel import DEFAULT_MEMORY_BUDGET, METHODS, empirical_ntk, ntk_over_depths
-from .network import PARAMETRIZATIONS, _check_int, make_network
+from .kernel import DEFAULT_MEMORY_BUDGET, METHODS, _ntk_over_depths, empirical_ntk
+from .network import PARAMETRIZATIONS, _check_int, draw_hidden_layers, make_network
+from .report import add_figure_options
 from .spectrum import kernel_spectrum
 
 logger = logging.getLogger("ntk_np.sweep")
@@ -102,54 +112,81 @@ def data_fingerprint(X: np.ndarray) -> str:
 _X: np.ndarray | None = None
 
 
-def _init_worker(X: np.ndarray) -> None:
+def _set_data(X: np.ndarray) -> None:
     global _X
     _X = X
+
+
+def _init_worker(X: np.ndarray) -> None:
+    _set_data(X)
     threadpool_limits(1, user_api="blas")
 
 
 def _compute_group(task):
-    """Compute the kernels of one (activation, width, seed) for several depths."""
-    activation, width, seed, depths, parametrization, method, budget = task
+    """Compute the kernels of one (width, seed) for several activations and depths.
+
+    ``task[2]`` is a tuple of ``(activation, depths)``. With the layerwise
+    route the hidden layers are drawn once for all of them: every network of
+    one seed and width takes its hidden layers from the same stream.
+    """
+    width, seed, plan, parametrization, method, budget, certify = task
     X = _X
     out = []
+    # A row's seconds run from the end of the previous row, so the first row
+    # also counts drawing the shared hidden layers.
     start = time.perf_counter()
+    hidden = None
     if method == "layerwise":
-        kernels = ntk_over_depths(X, width, depths, activation, parametrization, seed)
-    else:
-        kernels = (
-            (
-                d,
-                empirical_ntk(
-                    make_network(
-                        width, d, activation, parametrization, seed, X.shape[1]
-                    ),
-                    X,
-                    method=method,
-                    memory_budget=budget,
-                ),
+        deepest = max(max(depths) for _, depths in plan)
+        hidden = draw_hidden_layers(X.shape[1], width, deepest - 1, seed)
+    for activation, depths in plan:
+        if method == "layerwise":
+            kernels = _ntk_over_depths(
+                X, width, sorted(depths), activation, parametrization, seed, hidden
             )
-            for d in depths
-        )
-    for depth, theta in kernels:
-        spectrum = kernel_spectrum(theta)
-        now = time.perf_counter()
-        row = {
-            "activation": activation,
-            "width": width,
-            "depth": depth,
-            "seed": seed,
-            "parametrization": parametrization,
-            "n_samples": X.shape[0],
-            "lambda_min": spectrum.lambda_min,
-            "lambda_max": spectrum.lambda_max,
-            "trace": spectrum.trace,
-            "resolution_floor": spectrum.resolution_floor,
-            "below_floor": spectrum.below_floor,
-            "seconds": now - start,
-        }
-        start = now
-        out.append((row, spectrum.eigenvalues))
+        else:
+            kernels = (
+                (
+                    d,
+                    empirical_ntk(
+                        make_network(
+                            width, d, activation, parametrization, seed, X.shape[1]
+                        ),
+                        X,
+                        method=method,
+                        memory_budget=budget,
+                    ),
+                )
+                for d in depths
+            )
+        for depth, theta in kernels:
+            spectrum = kernel_spectrum(theta)
+            lambda_min = eigh_lambda_min(spectrum)
+            if qr_needed(spectrum, certify):
+                network = make_network(
+                    width, depth, activation, parametrization, seed, X.shape[1]
+                )
+                lambda_min = certified_lambda_min(network, X, memory_budget=budget)
+            now = time.perf_counter()
+            row = {
+                "activation": activation,
+                "width": width,
+                "depth": depth,
+                "seed": seed,
+                "parametrization": parametrization,
+                "n_samples": X.shape[0],
+                "lambda_min": lambda_min.value,
+                "lambda_max": spectrum.lambda_max,
+                "trace": spectrum.trace,
+                "resolution_floor": spectrum.resolution_floor,
+                "below_floor": not lambda_min.resolved,
+                "seconds": now - start,
+                "lambda_min_eigh": spectrum.lambda_min,
+                "lambda_min_method": lambda_min.method,
+                "lambda_min_bound": lambda_min.bound,
+            }
+            start = now
+            out.append((row, spectrum.eigenvalues))
     return out
 
 
@@ -171,7 +208,12 @@ def _prepare_folder(
     results_path = out / "results.csv"
     done = {}
     if settings_path.exists() and results_path.exists() and not overwrite:
-        old = json.loads(settings_path.read_text())
+        try:
+            old = json.loads(settings_path.read_text())
+        except (OSError, ValueError) as err:
+            raise UsageError(
+                f"cannot read {settings_path}: {err}; repair it or pass --overwrite"
+            ) from None
         changed = [k for k in settings if old.get(k) != settings[k]]
         if changed:
             raise UsageError(
@@ -198,6 +240,7 @@ def run_sweep(
     seeds: Sequence[int] = (0,),
     parametrization: str = "thesis",
     method: str = "layerwise",
+    certify: str = "auto",
     out: str | os.PathLike | None = None,
     jobs: int = 1,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
@@ -217,13 +260,18 @@ def run_sweep(
         Names from :data:`ntk_np.ACTIVATIONS`.
     parametrization : {'thesis', 'ntk'}, default='thesis'
     method : {'layerwise', 'jacobian'}, default='layerwise'
+    certify : {'never', 'auto', 'always'}, default='auto'
+        When to compute ``lambda_min`` by the ``qr`` route of
+        :mod:`ntk_np.certify` instead of taking the ``eigh`` value: never,
+        only when the ``eigh`` value is at or below its resolution floor, or
+        for every kernel.
     out : path, optional
         Results folder. Rows are appended as kernels finish; kernels already
         in the folder (same settings) are not computed again.
     jobs : int, default=1
         Worker processes. Results do not depend on it.
     memory_budget : int, default=1 GiB
-        Bytes per kernel for ``method='jacobian'``.
+        Bytes per kernel for ``method='jacobian'`` and for the ``qr`` route.
     overwrite : bool, default=False
         Discard results in ``out`` computed with other settings instead of
         raising.
@@ -265,6 +313,11 @@ def run_sweep(
         raise UsageError(
             f"unknown method {method!r}; expected one of " + ", ".join(METHODS)
         )
+    if certify not in CERTIFY_POLICIES:
+        raise UsageError(
+            f"unknown certify policy {certify!r}; expected one of "
+            + ", ".join(CERTIFY_POLICIES)
+        )
     try:
         jobs = _check_int("jobs", jobs, 1)
         memory_budget = _check_int("memory_budget", memory_budget, 1)
@@ -274,6 +327,7 @@ def run_sweep(
     settings = {
         "parametrization": parametrization,
         "method": method,
+        "certify": certify,
         "n_samples": int(X.shape[0]),
         "n_inputs": int(X.shape[1]),
         "data_sha256": data_fingerprint(X),
@@ -285,7 +339,7 @@ def run_sweep(
 
     rows: dict = {}
     spectra: dict = {}
-    tasks = []
+    groups: dict = {}
     for activation in activations:
         for width in widths:
             for seed in seeds:
@@ -298,25 +352,26 @@ def run_sweep(
                     else:
                         todo.append(depth)
                 if todo:
-                    tasks.append(
-                        (
-                            activation,
-                            width,
-                            seed,
-                            tuple(todo),
-                            parametrization,
-                            method,
-                            memory_budget,
-                        )
-                    )
+                    plan = groups.setdefault((width, seed), [])
+                    plan.append((activation, tuple(todo)))
+    # One task per (width, seed) draws its hidden layers once for every
+    # activation; with fewer such tasks than jobs, one per activation instead.
+    plans = [(key, tuple(plan)) for key, plan in groups.items()]
+    if len(plans) < jobs:
+        plans = [(key, (entry,)) for key, plan in plans for entry in plan]
+    tasks = [
+        (width, seed, plan, parametrization, method, memory_budget, certify)
+        for (width, seed), plan in plans
+    ]
     n_total = len(activations) * len(widths) * len(depths) * len(seeds)
     n_todo = n_total - len(rows)
+    logger.info("data: %s, %d samples of %d features", data_source or "X", *X.shape)
     if rows:
         logger.info(
             "resuming: %d of %d kernels already in %s", len(rows), n_total, out_path
         )
     # Widest networks first, so the slowest tasks do not start last.
-    tasks.sort(key=lambda t: -t[1] * t[1] * max(t[3]))
+    tasks.sort(key=lambda t: -t[0] * t[0] * sum(max(d) for _, d in t[2]))
 
     def record(group):
         for row, eigenvalues in group:
@@ -333,7 +388,7 @@ def run_sweep(
     bar = tqdm(total=n_todo, unit="kernel", disable=not progress, dynamic_ncols=True)
     with bar:
         if jobs == 1 or len(tasks) <= 1:
-            _init_worker(X)
+            _set_data(X)
             with threadpool_limits(1, user_api="blas"):
                 for task in tasks:
                     record(_compute_group(task))
@@ -350,6 +405,13 @@ def run_sweep(
                     record(future.result())
 
     ordered = sorted(rows.values(), key=res.sort_key)
+    from_qr = [row for row in ordered if row["lambda_min_method"] == "qr"]
+    if from_qr:
+        logger.info(
+            "lambda_min of %d kernels from the qr route, %d of them resolved",
+            len(from_qr),
+            sum(not row["below_floor"] for row in from_qr),
+        )
     summary = res.summarize(ordered)
     if out_path is not None:
         everything = res.read_results(out_path / "results.csv")
@@ -430,7 +492,17 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=DEFAULT_MEMORY_BUDGET / 2**20,
         metavar="MIB",
-        help="memory per kernel for --method jacobian, in MiB (default: 1024)",
+        help="memory per kernel for --method jacobian and for the qr route of "
+        "--certify, in MiB (default: 1024)",
+    )
+    grid.add_argument(
+        "--certify",
+        choices=CERTIFY_POLICIES,
+        default="auto",
+        help="when to compute lambda_min from a QR factorisation of the Jacobian, "
+        "which resolves values below the eigh floor N*eps*lambda_max: never, "
+        "auto (only for kernels whose eigh value is at or below the floor) or "
+        "always (default: auto)",
     )
     add_data_options(parser)
     run = parser.add_argument_group("run")
@@ -453,6 +525,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"worker processes (default: the number of cores, {os.cpu_count()})",
     )
     add_logging_options(run)
+    figures = add_figure_options(parser)
+    figures.add_argument(
+        "--no-figures",
+        action="store_true",
+        help="write no figures and no report.md",
+    )
     return parser
 
 
@@ -469,7 +547,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"--memory-budget must be a positive number of MiB, "
                 f"got {args.memory_budget}"
             )
-        logger.info("data: %s, %d samples of %d features", label, *X.shape)
         result = run_sweep(
             X,
             widths=args.widths,
@@ -478,6 +555,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             seeds=args.seeds,
             parametrization=args.parametrization,
             method=args.method,
+            certify=args.certify,
             out=args.out,
             jobs=args.jobs,
             memory_budget=int(args.memory_budget * 2**20),
@@ -485,6 +563,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             progress=not (args.no_progress or args.quiet),
             data_source=label,
         )
+        if not args.no_figures:
+            # Imported here so that worker processes start without matplotlib.
+            from .plot import render_results
+
+            _, report = render_results(result.out, args.format, args.shared_scale)
     except (UsageError, DataError) as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
@@ -493,6 +576,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"\n{len(result.rows)} kernels in {result.seconds:.1f} s; results in "
         f"{result.out}/"
     )
+    if not args.no_figures:
+        print(f"figures in {result.out / 'figures'}/; report {report}")
     return 0
 
 
