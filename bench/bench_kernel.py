@@ -123,8 +123,8 @@ def test_jacobian_peak_memory(X, width, depth, memory_report):
     n = X.shape[0]
     # The route keeps the hidden layer outputs and the deltas (X is the caller's)
     # and, while it backpropagates, one (N, width) product.
-    kept = n * (2 * (depth - 1) * width + 1) * 8
-    budget = kept + n * width * 8 + 4 * n * n * 8 + _TARGET_BLOCK_BYTES
+    pass_bytes = n * (2 * (depth - 1) * width + 1) * 8
+    budget = pass_bytes + n * width * 8 + 4 * n * n * 8 + _TARGET_BLOCK_BYTES
     tracemalloc.start()
     try:
         jacobian_ntk(net, X, memory_budget=budget)
@@ -134,7 +134,7 @@ def test_jacobian_peak_memory(X, width, depth, memory_report):
     label = _label(width, depth)
     memory_report(f"jacobian {label}: peak", peak, limit=budget + 4 * n * n * 8)
     memory_report(
-        f"jacobian {label}: peak minus forward and backward pass", peak - kept
+        f"jacobian {label}: peak minus forward and backward pass", peak - pass_bytes
     )
     memory_report(
         f"jacobian {label}: the N x P Jacobian it never forms", n * net.n_params * 8

@@ -12,11 +12,12 @@
     the spectrum. It runs every width and depth of the grid with one activation
     per width (rotating through the four) and is scaled by 4 to the full grid.
 ``draw_shared``, ``draw_per_network``
-    Drawing the weights of the grid for one activation: once per width
-    (hidden layers shared across depths, as the sweep draws them, once for all
-    four activations), or once per network (scaled by 4, since without sharing
-    every activation would draw again). The sweep draws about 66 million
-    normal numbers; drawing every network separately would take 1.33 billion.
+    Drawing the weights of the grid. ``draw_shared`` draws the hidden layers
+    once per width, shared across depths and activations, as the sweep does.
+    ``draw_per_network`` draws every network of one activation separately and
+    is scaled by 4, because without sharing every activation draws again.
+    The sweep draws about 66 million normal numbers. Drawing every network
+    separately would take 1.33 billion.
 """
 
 from __future__ import annotations

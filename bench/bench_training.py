@@ -7,11 +7,12 @@
 ``sgd_step``
     The compiled epoch loop alone, scaled by 1/N to one step.
 ``memory_floor``
-    ``numpy.copyto`` between two arrays of P float64 moves 2 P values; scaled
-    by 3/2 it is the time to move 3 P values at the same bandwidth, the traffic
-    of one step that reads the parameters twice and writes them once.
+    ``numpy.copyto`` between two arrays of P float64 moves 2 P values. Scaled
+    by 3/2, it is the time to move 3 P values at the same bandwidth. That is
+    the traffic of one step that reads the parameters twice and writes them
+    once.
 
-The ReLU 1000x4 network has P = 2,787,001 parameters (22 MB), which fits in the
+The ReLU 1000x4 network has P = 2,788,001 parameters (22 MB), which fits in the
 32 MiB L3 cache of the machine the figures in ``docs/benchmarks.md`` come from,
 while the two arrays of the copy (45 MB) do not. The floor is therefore a DRAM
 bandwidth floor that a loop running from L3 can beat.

@@ -152,16 +152,16 @@ def compute_ratios(benchmarks) -> list[dict]:
     # A fixed denominator for absolute wall-time targets.
     times.setdefault("sixty_seconds", 60.0)
     entries = []
-    for label, num, den, comparison, target in RATIOS:
-        if num not in times or den not in times:
+    for label, numerator, denominator, comparison, target in RATIOS:
+        if numerator not in times or denominator not in times:
             continue
-        ratio = times[num] / times[den]
+        ratio = times[numerator] / times[denominator]
         entry = {
             "label": label,
-            "numerator": num,
-            "denominator": den,
-            "numerator_seconds": times[num],
-            "denominator_seconds": times[den],
+            "numerator": numerator,
+            "denominator": denominator,
+            "numerator_seconds": times[numerator],
+            "denominator_seconds": times[denominator],
             "ratio": ratio,
             "target": None if target is None else f"{comparison} {target:g}",
         }
@@ -196,24 +196,25 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
 
 def pytest_terminal_summary(terminalreporter, config):
     if _MEMORY:
-        terminalreporter.section("peak memory (tracemalloc)")
-        for m in _MEMORY:
-            limit = (
-                "" if m["limit"] is None else f"  (limit {m['limit'] / 2**20:.1f} MiB)"
-            )
+        terminalreporter.section("peak memory")
+        for record in _MEMORY:
+            limit = ""
+            if record["limit"] is not None:
+                limit = f"  (limit {record['limit'] / 2**20:.1f} MiB)"
             terminalreporter.write_line(
-                f"{m['bytes'] / 2**20:10.1f} MiB  {m['label']}{limit}"
+                f"{record['bytes'] / 2**20:10.1f} MiB  {record['label']}{limit}"
             )
     entries = compute_ratios(_benchmarks(config))
     if not entries:
         return
     terminalreporter.section("ratios (scaled minimum times)")
-    for e in entries:
+    for entry in entries:
         verdict = ""
-        if e["target"] is not None:
-            verdict = f"  target {e['target']}: {'met' if e['met'] else 'MISSED'}"
+        if entry["target"] is not None:
+            outcome = "met" if entry["met"] else "MISSED"
+            verdict = f"  target {entry['target']}: {outcome}"
         terminalreporter.write_line(
-            f"{e['ratio']:9.3f}  {e['label']}  "
-            f"({e['numerator_seconds']:.4g} s / {e['denominator_seconds']:.4g} s)"
-            f"{verdict}"
+            f"{entry['ratio']:9.3f}  {entry['label']}  "
+            f"({entry['numerator_seconds']:.4g} s / "
+            f"{entry['denominator_seconds']:.4g} s){verdict}"
         )

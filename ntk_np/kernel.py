@@ -50,8 +50,8 @@ METHODS: tuple[str, ...] = ("layerwise", "jacobian")
 DEFAULT_MEMORY_BUDGET = 1 << 30
 """Default memory budget of the ``jacobian`` route, in bytes (1 GiB)."""
 
-# Blocks of 2 MiB are filled and read back by dsyrk while still in cache; among
-# 1 to 16 MiB, 1 to 4 MiB ran fastest (bench/bench_kernel.py, AMD EPYC Zen 4).
+# A 2 MiB block is still in cache when dsyrk reads it back. Among blocks of 1 to
+# 16 MiB, 1 to 4 MiB ran fastest on an AMD EPYC (Zen 4, 1 MiB of L2 per core).
 _TARGET_BLOCK_BYTES = 1 << 21
 
 
@@ -241,7 +241,7 @@ class _Gradients:
             network.weights, network.multipliers, passed.S
         )
         self.n_samples = len(passed.output)
-        # The backward pass also holds one (N, width) product at a time.
+        # The backward pass also keeps one (N, width) product at a time.
         transient = self.n_samples * max(network.layer_sizes[1:-1], default=0) * 8
         self.nbytes = (
             sum(a.nbytes for a in self.A)
