@@ -1265,9 +1265,9 @@ def loss_bounds_figure(result, comparison, run_label: str) -> Figure:
 
     styles = {"du": ":", "flow": "-.", "flow_study": (0, (5, 1, 1, 1)), "gd": ":"}
     colors = {"du": "C1", "flow": "C2", "flow_study": "C3", "gd": "C4"}
-    spectrum = comparison.spectrum
+    certified = comparison.lambda_min
     for bound in comparison.bounds:
-        if bound.values is None and spectrum.below_floor:
+        if bound.values is None and not certified.resolved:
             continue  # the legend title states why no bound is drawn
         if bound.values is None:
             ax.plot(
@@ -1296,13 +1296,16 @@ def loss_bounds_figure(result, comparison, run_label: str) -> Figure:
     ax.set_ylabel("training loss (mean squared error)")
     ax.grid(True, which="major", linewidth=0.3, alpha=0.5)
 
-    if spectrum.below_floor:
+    if not certified.resolved:
         lam = (
-            f"{LAMBDA_MIN} under the resolution floor "
-            f"{spectrum.resolution_floor:.2g}: no bound drawn"
+            f"{LAMBDA_MIN} at or under its error bound "
+            f"{certified.bound:.2g} ({certified.method}): no bound drawn"
         )
     else:
-        lam = f"{LAMBDA_MIN} = {spectrum.lambda_min:.3g}"
+        lam = (
+            f"{LAMBDA_MIN} = {certified.value:.3g} ± {certified.bound:.1g} "
+            f"({certified.method})"
+        )
     handles, labels = ax.get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", fontsize=6, title=lam)
     ax.set_title(

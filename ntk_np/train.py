@@ -64,6 +64,7 @@ from tqdm.auto import tqdm
 from . import report as rep
 from . import results as res
 from .activations import ACTIVATIONS
+from .certify import CERTIFY_POLICIES, certify_lambda_min
 from .cli import (
     UsageError,
     _Parser,
@@ -273,7 +274,10 @@ def _train_job(job: TrainingJob, options: dict) -> TrainingRun:
         kernel_epochs=options["kernel_epochs"],
         callback=callback,
     )
-    return TrainingRun(job, result, compare_with_kernel(result))
+    certified = certify_lambda_min(
+        result.initial_kernel.spectrum, network, _X, options["certify"]
+    )
+    return TrainingRun(job, result, compare_with_kernel(result, certified))
 
 
 def train_jobs(
@@ -289,6 +293,7 @@ def train_jobs(
     kernel_epochs: Sequence[int] = DEFAULT_KERNEL_EPOCHS,
     workers: int = 1,
     progress: bool = False,
+    certify: str = "auto",
 ) -> list[TrainingRun]:
     """Train every job and compare it with its initial kernel.
 
@@ -310,13 +315,22 @@ def train_jobs(
         Worker processes. Results do not depend on it.
     progress : bool, default=False
         Show a progress bar of epochs on standard error.
+    certify : {'never', 'auto', 'always'}, default='auto'
+        When the bounds take the initial ``lambda_min`` from the QR route of
+        :func:`ntk_np.certify.certify_lambda_min` instead of ``eigh``.
 
     Returns
     -------
     list of TrainingRun
         In the order of ``jobs``.
     """
+    if certify not in CERTIFY_POLICIES:
+        raise UsageError(
+            f"unknown certify policy {certify!r}; expected one of "
+            + ", ".join(CERTIFY_POLICIES)
+        )
     options = {
+        "certify": certify,
         "parametrization": parametrization,
         "seed": seed,
         "learning_rate": learning_rate,
@@ -409,6 +423,8 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "max_relative_gap",
     "final_loss_ratio",
     "lambda_min",
+    "lambda_min_method",
+    "lambda_min_bound",
     "lambda_max",
     "resolution_floor",
     "below_floor",
@@ -502,10 +518,12 @@ def summary_row(run: TrainingRun) -> dict:
         "linearized_final_loss": float(comparison.predicted[result.epochs_completed]),
         "max_relative_gap": comparison.max_relative_gap,
         "final_loss_ratio": comparison.final_ratio,
-        "lambda_min": spectrum.lambda_min,
+        "lambda_min": comparison.lambda_min.value,
+        "lambda_min_method": comparison.lambda_min.method,
+        "lambda_min_bound": comparison.lambda_min.bound,
         "lambda_max": spectrum.lambda_max,
         "resolution_floor": spectrum.resolution_floor,
-        "below_floor": spectrum.below_floor,
+        "below_floor": not comparison.lambda_min.resolved,
         "max_theta_diagonal": float(np.diag(result.initial_kernel.theta).max()),
         "final_kernel_change": (
             result.kernels[-1].relative_change if result.status == "ok" else math.nan
@@ -543,10 +561,12 @@ def _prediction_text(value: float) -> str:
     return _number(value) if math.isfinite(value) else "overflow"
 
 
-def _lambda_text(spectrum) -> str:
-    if spectrum.below_floor:
-        return f"< {spectrum.resolution_floor:.2g} (unresolved)"
-    return f"{spectrum.lambda_min:.4g}"
+def _lambda_text(certified) -> str:
+    if not certified.resolved:
+        return f"< {certified.bound:.2g} (unresolved)"
+    if certified.method == "qr":
+        return f"{certified.value:.4g} (qr)"
+    return f"{certified.value:.4g}"
 
 
 def results_table(runs: Sequence[TrainingRun]) -> tuple[list[str], list[list[str]]]:
@@ -575,7 +595,7 @@ def results_table(runs: Sequence[TrainingRun]) -> tuple[list[str], list[list[str
                 _number(row["final_loss"]),
                 _prediction_text(row["linearized_final_loss"]),
                 _number(row["max_relative_gap"]),
-                _lambda_text(run.comparison.spectrum),
+                _lambda_text(run.comparison.lambda_min),
                 _number(row["final_kernel_change"]),
             ]
         )
@@ -742,6 +762,14 @@ def _add_training_options(parser) -> None:
         default="sgd",
         help="sgd: shuffled batches every epoch; gd: one full-batch step per "
         "epoch (default: sgd)",
+    )
+    train.add_argument(
+        "--certify",
+        choices=CERTIFY_POLICIES,
+        default="auto",
+        help="when the bounds take lambda_min from a QR factorisation of the "
+        "Jacobian instead of eigh: never, auto (only if the eigh value is at or "
+        "below its floor N*eps*lambda_max) or always (default: auto)",
     )
 
 
@@ -928,6 +956,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             mode=args.mode,
             kernel_epochs=args.kernel_epochs,
             workers=args.jobs,
+            certify=args.certify,
             progress=not (args.no_progress or args.quiet),
         )
         seconds = time.perf_counter() - started

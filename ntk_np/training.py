@@ -36,6 +36,7 @@ import numpy as np
 from numba import njit
 
 from .activations import _value_and_slope, activation_code
+from .certify import CertifiedEigenvalue, eigh_lambda_min
 from .kernel import empirical_ntk
 from .network import (
     Network,
@@ -768,6 +769,7 @@ def loss_bounds(
     epochs: int,
     mode: str = "sgd",
     batch_size: int = 1,
+    certified: CertifiedEigenvalue | None = None,
 ) -> list[Bound]:
     """Evaluate the convergence bounds of the initial kernel at every epoch.
 
@@ -812,6 +814,9 @@ def loss_bounds(
     mode : {'sgd', 'gd'}, default='sgd'
     batch_size : int, default=1
         Ignored in ``mode='gd'``.
+    certified : CertifiedEigenvalue, optional
+        ``lambda_min`` from :func:`ntk_np.certify.certify_lambda_min`; when
+        given, its value and error bound replace the ``eigh`` value and floor.
 
     Returns
     -------
@@ -841,9 +846,11 @@ def loss_bounds(
         "gd": r"$L_0 (1 - 2\eta\lambda_{\min}/N)^{2k}$, $k$ = epochs "
         "(full-batch GD)",
     }
-    lam = spectrum.lambda_min
-    if spectrum.below_floor:
-        note = f"lambda_min under the resolution floor {spectrum.resolution_floor:.2g}"
+    if certified is None:
+        certified = eigh_lambda_min(spectrum)
+    lam = certified.value
+    if not certified.resolved:
+        note = f"lambda_min at or under its error bound {certified.bound:.2g}"
         return [Bound(name, labels[name], None, note) for name in BOUND_NAMES]
 
     bounds = []
@@ -884,6 +891,8 @@ class KernelComparison:
         Of the initial kernel.
     bounds : list of Bound
         From :func:`loss_bounds`.
+    lambda_min : CertifiedEigenvalue
+        The smallest eigenvalue the bounds use, with its route and error bound.
     """
 
     predicted: np.ndarray = field(repr=False)
@@ -891,10 +900,17 @@ class KernelComparison:
     final_ratio: float
     spectrum: Spectrum = field(repr=False)
     bounds: list = field(repr=False)
+    lambda_min: CertifiedEigenvalue
 
 
-def compare_with_kernel(result: TrainingResult) -> KernelComparison:
+def compare_with_kernel(
+    result: TrainingResult, certified: CertifiedEigenvalue | None = None
+) -> KernelComparison:
     """Compute the linearised prediction, its gap and the bounds of a run.
+
+    ``certified`` is the initial kernel's ``lambda_min`` from
+    :func:`ntk_np.certify.certify_lambda_min`; without it, the ``eigh`` value
+    of the recorded initial kernel is used.
 
     Raises
     ------
@@ -913,8 +929,11 @@ def compare_with_kernel(result: TrainingResult) -> KernelComparison:
         result.epochs,
         result.mode,
         result.batch_size,
+        certified,
     )
-    return KernelComparison(predicted, gap, ratio, spectrum, bounds)
+    if certified is None:
+        certified = eigh_lambda_min(spectrum)
+    return KernelComparison(predicted, gap, ratio, spectrum, bounds, certified)
 
 
 # ---------------------------------------------------------------------------

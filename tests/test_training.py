@@ -19,6 +19,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from threadpoolctl import threadpool_limits
 
 import ntk_np
+from ntk_np.certify import CertifiedEigenvalue
 from ntk_np.network import flatten_params, make_network, with_params
 from ntk_np.spectrum import Spectrum
 from ntk_np.training import (
@@ -340,7 +341,20 @@ def test_bounds_absent_below_floor():
     assert [b.name for b in bounds] == list(BOUND_NAMES)
     for bound in bounds:
         assert bound.values is None
-        assert "resolution floor" in bound.note
+        assert "error bound" in bound.note
+
+
+def test_bounds_use_certified_lambda_min():
+    # The eigh value is under its floor, but the QR route resolved it.
+    spectrum = spectrum_of(1e-13, 1e3, floor=1e-12)
+    certified = CertifiedEigenvalue(value=5e-11, bound=1e-14, method="qr")
+    bounds = {
+        b.name: b
+        for b in loss_bounds(1.0, spectrum, 1e-3, 200, 10, certified=certified)
+    }
+    flow = bounds["flow"].values
+    assert flow is not None
+    np.testing.assert_allclose(flow[-1], np.exp(-4 * 5e-11 * 1e-3 * 200 * 10 / 200))
 
 
 def test_bounds_in_sgd_mode():
