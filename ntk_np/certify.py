@@ -91,7 +91,7 @@ from scipy.linalg import LinAlgError
 from scipy.linalg.lapack import dgejsv, dgeqrf, dtpqrt
 from threadpoolctl import threadpool_limits
 
-from .kernel import DEFAULT_MEMORY_BUDGET, jacobian_blocks
+from .kernel import DEFAULT_MEMORY_BUDGET, MemoryBudgetError, jacobian_blocks
 from .network import Network, backward, check_inputs, forward
 from .spectrum import EPS, Spectrum
 
@@ -402,7 +402,7 @@ def layer_factor_blocks(
     max_columns = (memory_budget - reserved_bytes) // (8 * n)
     if max_columns < min_columns:
         need = reserved_bytes + 8 * n * min_columns
-        raise ValueError(
+        raise MemoryBudgetError(
             f"memory_budget={memory_budget} bytes is too small for N={n} samples "
             f"of this network; at least {need} bytes are needed"
         )

@@ -10,10 +10,24 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 
 import numpy as np
 
-from .data import DataError, load_sample
+from .data import EMBEDDED_CLASSES, DataError, load_sample
+
+DEFAULT_N_PER_CLASS = 100
+"""Images per class when ``--n-per-class`` is not given."""
+
+# Rewrites of the messages of ntk_np.data.load_sample that name a Python
+# parameter, so that command-line users read the option they typed. The
+# patterns are anchored to the message wording, and any other message passes
+# unchanged.
+_OPTION_NAMES: tuple[tuple[str, str], ...] = (
+    (r"^n_per_class=(-?\d+)", r"--n-per-class \1"),
+    (r"^classes=\((-?\d+), (-?\d+)\)", r"--classes \1 \2"),
+    (r"\. Pass data_dir with ", ". Pass --data-dir with "),
+)
 
 
 class UsageError(ValueError):
@@ -61,21 +75,22 @@ class _Parser(argparse.ArgumentParser):
 def add_data_options(parser: argparse.ArgumentParser) -> None:
     """Add the options that choose the images (shared by the commands)."""
     group = parser.add_argument_group("data")
+    # None marks an option not given, so that load_data_from_args can reject
+    # it next to --data and fill in the default otherwise.
     group.add_argument(
         "--n-per-class",
         type=int,
-        default=100,
         metavar="N",
-        help="images per class, the first N of each in file order (default: 100)",
+        help="images per class, the first N of each in file order (default: "
+        f"{DEFAULT_N_PER_CLASS})",
     )
     group.add_argument(
         "--classes",
         type=int,
         nargs=2,
-        default=(0, 9),
         metavar=("A", "B"),
-        help="the two Fashion-MNIST classes, targets 0 and 1 (default: 0 9, "
-        "T-shirt/top and Ankle boot)",
+        help="the two Fashion-MNIST classes, targets 0 and 1 (default: "
+        f"{EMBEDDED_CLASSES[0]} {EMBEDDED_CLASSES[1]}, T-shirt/top and Ankle boot)",
     )
     group.add_argument(
         "--data-dir",
@@ -87,20 +102,61 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
         "--data",
         metavar="FILE.npz",
         help="use X (N x d) and y (N) from a .npz file, whole, instead of "
-        "Fashion-MNIST",
+        "Fashion-MNIST; cannot be combined with --n-per-class or --classes",
     )
+
+
+def _option_message(message: str) -> str:
+    """Replace the parameter names of a `load_sample` message by option names."""
+    for pattern, replacement in _OPTION_NAMES:
+        message = re.sub(pattern, replacement, message, count=1)
+    return message
 
 
 def load_data_from_args(args) -> tuple[np.ndarray, np.ndarray, str]:
-    """Load the sample that the data options select; return ``(X, y, label)``."""
+    """Load the sample that the data options select; return ``(X, y, label)``.
+
+    Fills in the defaults of ``args.n_per_class`` and ``args.classes`` when
+    they were not given.
+
+    Raises
+    ------
+    UsageError
+        If ``--data`` is combined with ``--data-dir``, ``--n-per-class`` or
+        ``--classes``.
+    DataError
+        If a value is invalid or the data cannot be read. Messages name the
+        command-line options, not the parameters of `load_sample`.
+    """
     if args.data and args.data_dir:
-        raise DataError("--data and --data-dir cannot be used together")
-    X, y = load_sample(
-        n_per_class=args.n_per_class,
-        classes=tuple(args.classes),
-        data_dir=args.data_dir,
-        data=args.data,
-    )
+        raise UsageError("--data and --data-dir cannot be used together")
+    if args.data:
+        given = [
+            option
+            for option, value in (
+                ("--n-per-class", args.n_per_class),
+                ("--classes", args.classes),
+            )
+            if value is not None
+        ]
+        if given:
+            raise UsageError(
+                f"{' and '.join(given)} cannot be used with --data {args.data}, "
+                "which uses every sample of the file"
+            )
+    if args.n_per_class is None:
+        args.n_per_class = DEFAULT_N_PER_CLASS
+    if args.classes is None:
+        args.classes = EMBEDDED_CLASSES
+    try:
+        X, y = load_sample(
+            n_per_class=args.n_per_class,
+            classes=tuple(args.classes),
+            data_dir=args.data_dir,
+            data=args.data,
+        )
+    except DataError as err:
+        raise DataError(_option_message(str(err))) from None
     if args.data:
         label = f"{args.data} ({X.shape[0]} samples)"
     else:

@@ -57,6 +57,10 @@ SPLITS = ("train", "t10k")
 _GZIP_MAGIC = b"\x1f\x8b"
 _IDX_UBYTE = 0x08
 _IDX_NDIMS = (1, 3)
+_NPY_MAGIC = b"\x93NUMPY"
+# A local file header starts a zip archive with members, and an end-of-central-
+# directory record starts an empty one.
+_ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
 
 PathLike = str | os.PathLike[str]
 
@@ -284,15 +288,25 @@ def _check_classes(classes: object) -> tuple[int, int]:
 def _load_npz_sample(path: PathLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Load and validate ``X`` (N, d) and ``y`` (N,) from a user's ``.npz`` file."""
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"data file {path} is a directory, expected a .npz file")
     if not path.is_file():
         raise DataError(f"data file not found: {path}")
+    not_npz = f"data file {path} is not a valid .npz (zip) archive of arrays"
     read_errors = (OSError, ValueError, EOFError, zipfile.BadZipFile)
+    try:
+        with open(path, "rb") as handle:
+            magic = handle.read(len(_NPY_MAGIC))
+    except OSError as exc:
+        raise DataError(f"failed to read data file {path}: {exc.strerror}") from None
+    # np.load treats any other file as a pickle, so with allow_pickle=False its
+    # error points at allow_pickle instead of at the file.
+    if not magic.startswith(_ZIP_MAGICS) and magic != _NPY_MAGIC:
+        raise DataError(f"{not_npz}, expected arrays X and y saved by numpy.savez")
     try:
         loaded = np.load(path, allow_pickle=False)
     except read_errors as exc:
-        raise DataError(
-            f"failed to read data file {path} as .npz: {_one_line(exc)}"
-        ) from None
+        raise DataError(f"{not_npz}: {_one_line(exc)}") from None
     if not isinstance(loaded, np.lib.npyio.NpzFile):
         raise DataError(f"data file {path} contains a single .npy array, expected .npz")
 

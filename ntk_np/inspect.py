@@ -199,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             data_source=label,
         )
         lambda_min = certify_lambda_min(result.spectrum, network, X, args.certify)
-        figures, report = write_inspection(result, args.out, args.format)
+        figures, report = write_inspection(result, args.out, args.format, lambda_min)
     except (UsageError, DataError) as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return 2

@@ -237,7 +237,10 @@ def write_eigenvalues(path: str | os.PathLike, spectrum: Spectrum) -> None:
 
 
 def write_inspection(
-    result: InspectResult, out: str | os.PathLike, image_format: str = "png"
+    result: InspectResult,
+    out: str | os.PathLike,
+    image_format: str = "png",
+    lambda_min=None,
 ) -> tuple[list[FigureFile], Path]:
     """Write the figures, data files and report of an inspected network.
 
@@ -247,6 +250,9 @@ def write_inspection(
     out : path
         Output folder, created if missing. Files of an earlier run are replaced.
     image_format : {'png', 'pdf', 'svg'}, default='png'
+    lambda_min : CertifiedEigenvalue, optional
+        From :func:`ntk_np.certify.certify_lambda_min`; a value of the ``qr``
+        route is reported next to the ``eigh`` one.
 
     Returns
     -------
@@ -271,7 +277,7 @@ def write_inspection(
         write_eigenvalues(eigen_path, result.spectrum)
         figures = write_inspection_figures(result, out / "figures", image_format)
         files = [eigen_path, shares_path]
-        report = write_inspection_report(out, result, figures, files)
+        report = write_inspection_report(out, result, figures, files, lambda_min)
     except OSError as err:
         raise UsageError(f"failed to write into output folder {out}: {err}") from None
     return figures, report

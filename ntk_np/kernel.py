@@ -47,6 +47,11 @@ logger = logging.getLogger(__name__)
 METHODS: tuple[str, ...] = ("layerwise", "jacobian")
 """Names of the kernel routes."""
 
+
+class MemoryBudgetError(ValueError):
+    """A memory budget too small for one block of the Jacobian of a network."""
+
+
 DEFAULT_MEMORY_BUDGET = 1 << 30
 """Default memory budget of the ``jacobian`` route, in bytes (1 GiB)."""
 
@@ -319,7 +324,7 @@ def jacobian_blocks(
     max_columns = spare // (8 * n)
     if max_columns < 1:
         need = grads.nbytes + 4 * n * n * 8 + 8 * n
-        raise ValueError(
+        raise MemoryBudgetError(
             f"memory_budget={memory_budget} bytes is too small for N={n} samples "
             f"of this network; at least {need} bytes are needed"
         )

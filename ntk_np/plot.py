@@ -2,7 +2,9 @@
 
 ``python -m ntk_np.plot DIR`` redraws the figures of a results folder written
 by ``python -m ntk_np.sweep`` (see :mod:`ntk_np.results` for its layout) and
-rewrites its ``report.md``, without computing any kernel.
+rewrites its ``report.md``, without computing any kernel. A training section
+that ``python -m ntk_np.train`` added to the report is kept, and the training
+figures are left as they are.
 
 The module has numbered sections:
 
@@ -1106,7 +1108,9 @@ def render_results(
     """Draw every figure of a results folder and write its ``report.md``.
 
     Figures go to ``folder/figures/``. Nothing is computed: the figures come
-    from ``settings.json``, ``results.csv`` and the stored spectra.
+    from ``settings.json``, ``results.csv`` and the stored spectra. The report
+    keeps the training section of an earlier one (see
+    :func:`ntk_np.report.write_sweep_report`).
 
     Parameters
     ----------
@@ -1149,9 +1153,11 @@ def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of ``python -m ntk_np.plot``."""
     parser = _Parser(
         prog="python -m ntk_np.plot",
-        description="Redraw every figure of a results folder written by "
+        description="Redraw the sweep figures of a results folder written by "
         "python -m ntk_np.sweep, and rewrite its report.md, without computing "
-        "any kernel.",
+        "any kernel. A training section that python -m ntk_np.train added to "
+        "report.md is kept. The training figures are not redrawn: rerun "
+        "python -m ntk_np.train for those.",
         epilog="examples:\n"
         "  python -m ntk_np.plot results\n"
         "  python -m ntk_np.plot results --shared-scale --format pdf",
@@ -1177,7 +1183,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, DataError) as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return 2
-    print(f"{len(figures)} figures in {report.parent / 'figures'}/; report {report}")
+    if not args.quiet:
+        print(
+            f"{len(figures)} figures in {report.parent / 'figures'}/; report {report}"
+        )
     return 0
 
 

@@ -24,6 +24,12 @@ IMAGE_FORMATS: tuple[str, ...] = ("png", "pdf", "svg")
 SOFTWARE: tuple[str, ...] = ("numpy", "scipy", "numba", "matplotlib", "ntk_np")
 """Packages whose versions every report lists, after Python."""
 
+TRAINING_BEGIN = "<!-- ntk_np.train: begin -->"
+"""Line before the training section that ``python -m ntk_np.train`` adds."""
+
+TRAINING_END = "<!-- ntk_np.train: end -->"
+"""Line after the training section that ``python -m ntk_np.train`` adds."""
+
 
 @dataclass(frozen=True)
 class FigureFile:
@@ -166,6 +172,25 @@ def software_markdown() -> str:
     return markdown_table(["software", "version"], software_versions().items())
 
 
+def training_section_span(text: str) -> tuple[int, int] | None:
+    """Find the training section of a report, markers included.
+
+    Returns
+    -------
+    tuple of int or None
+        ``(start, stop)`` such that ``text[start:stop]`` runs from
+        :data:`TRAINING_BEGIN` to the end of :data:`TRAINING_END`, or None if
+        ``text`` lacks either marker or has them in the wrong order.
+    """
+    start = text.find(TRAINING_BEGIN)
+    if start < 0:
+        return None
+    end = text.find(TRAINING_END, start)
+    if end < 0:
+        return None
+    return start, end + len(TRAINING_END)
+
+
 def _join_sections(title: str, sections: Sequence[tuple[str, str]]) -> str:
     parts = [f"# {title}"]
     for heading, body in sections:
@@ -241,9 +266,20 @@ def write_sweep_report(
     rows: Sequence[dict],
     figures: Sequence[FigureFile],
 ) -> Path:
-    """Write ``report.md`` of a sweep into its results folder; return its path."""
+    """Write ``report.md`` of a sweep into its results folder; return its path.
+
+    A training section that ``python -m ntk_np.train`` added to an earlier
+    ``report.md`` (between :data:`TRAINING_BEGIN` and :data:`TRAINING_END`) is
+    kept at the end. The rest of the earlier file is replaced.
+    """
     path = Path(folder) / "report.md"
-    path.write_text(sweep_report(settings, rows, figures, folder))
+    text = sweep_report(settings, rows, figures, folder)
+    earlier = path.read_text() if path.is_file() else ""
+    span = training_section_span(earlier)
+    if span is not None:
+        start, stop = span
+        text += "\n" + earlier[start:stop] + "\n"
+    path.write_text(text)
     return path
 
 
@@ -252,7 +288,9 @@ def write_sweep_report(
 # ---------------------------------------------------------------------------
 
 
-def inspection_report(result, figures: Sequence[FigureFile], files, base) -> str:
+def inspection_report(
+    result, figures: Sequence[FigureFile], files, base, lambda_min=None
+) -> str:
     """Return the markdown report of :func:`ntk_np.inspection.inspect_network`.
 
     Parameters
@@ -279,13 +317,22 @@ def inspection_report(result, figures: Sequence[FigureFile], files, base) -> str
         ("parameters P", network.n_params),
     ]
     n_under = int((spectrum.eigenvalues <= spectrum.resolution_floor).sum())
-    lambda_min = _number(spectrum.lambda_min)
+    certified = (
+        lambda_min if lambda_min is not None and lambda_min.method == "qr" else None
+    )
+    lambda_text = _number(spectrum.lambda_min)
     condition = _number(spectrum.condition_number)
     if spectrum.below_floor:
-        lambda_min += " (below the resolution floor, so unresolved)"
+        lambda_text += " (below the resolution floor, so unresolved by eigh)"
         condition += " (lambda_min is unresolved)"
-    numbers = [
-        ("smallest eigenvalue lambda_min", lambda_min),
+    if certified is not None and certified.resolved:
+        condition = _number(spectrum.lambda_max / certified.value) + " (QR lambda_min)"
+    numbers = [("smallest eigenvalue lambda_min, eigh", lambda_text)]
+    if certified is not None:
+        numbers.append(
+            ("smallest eigenvalue lambda_min, QR of the Jacobian", certified.format())
+        )
+    numbers += [
         ("largest eigenvalue lambda_max", _number(spectrum.lambda_max)),
         ("condition number lambda_max / lambda_min", condition),
         ("resolution floor N * eps * lambda_max", _number(spectrum.resolution_floor)),
@@ -330,9 +377,16 @@ def inspection_report(result, figures: Sequence[FigureFile], files, base) -> str
 
 
 def write_inspection_report(
-    folder: str | os.PathLike, result, figures: Sequence[FigureFile], files
+    folder: str | os.PathLike,
+    result,
+    figures: Sequence[FigureFile],
+    files,
+    lambda_min=None,
 ) -> Path:
-    """Write ``report.md`` of one inspected network into ``folder``; return its path."""
+    """Write ``report.md`` of one inspected network into ``folder``; return its path.
+
+    ``lambda_min`` is as for :func:`inspection_report`.
+    """
     path = Path(folder) / "report.md"
-    path.write_text(inspection_report(result, figures, files, folder))
+    path.write_text(inspection_report(result, figures, files, folder, lambda_min))
     return path

@@ -21,10 +21,10 @@ import json
 import logging
 import multiprocessing
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,7 +50,13 @@ from .cli import (
     parse_int_list,
 )
 from .data import DataError
-from .kernel import DEFAULT_MEMORY_BUDGET, METHODS, _ntk_over_depths, empirical_ntk
+from .kernel import (
+    DEFAULT_MEMORY_BUDGET,
+    METHODS,
+    MemoryBudgetError,
+    _ntk_over_depths,
+    empirical_ntk,
+)
 from .network import PARAMETRIZATIONS, _check_int, draw_hidden_layers, make_network
 from .report import add_figure_options
 from .spectrum import kernel_spectrum
@@ -78,6 +84,8 @@ class SweepResult:
         The results folder, if one was written.
     seconds : float
         Wall time of the call.
+    n_computed : int
+        Kernels computed by this call; the others were read from ``out``.
     """
 
     rows: list
@@ -85,6 +93,7 @@ class SweepResult:
     spectra: dict = field(repr=False)
     out: Path | None
     seconds: float
+    n_computed: int = 0
 
 
 def _check_grid(name, values, minimum):
@@ -120,6 +129,8 @@ def _set_data(X: np.ndarray) -> None:
 def _init_worker(X: np.ndarray) -> None:
     _set_data(X)
     threadpool_limits(1, user_api="blas")
+    # Ctrl-C reaches the main process, which stops the workers.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _compute_group(task):
@@ -394,15 +405,15 @@ def run_sweep(
                     record(_compute_group(task))
         else:
             context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(
-                max_workers=min(jobs, len(tasks)),
-                mp_context=context,
+            # Leaving the block terminates the workers, so an error or Ctrl-C in
+            # this process stops the sweep at once.
+            with context.Pool(
+                processes=min(jobs, len(tasks)),
                 initializer=_init_worker,
                 initargs=(X,),
             ) as pool:
-                futures = [pool.submit(_compute_group, task) for task in tasks]
-                for future in as_completed(futures):
-                    record(future.result())
+                for group in pool.imap_unordered(_compute_group, tasks):
+                    record(group)
 
     ordered = sorted(rows.values(), key=res.sort_key)
     from_qr = [row for row in ordered if row["lambda_min_method"] == "qr"]
@@ -426,6 +437,7 @@ def run_sweep(
         spectra=spectra,
         out=out_path,
         seconds=time.perf_counter() - started,
+        n_computed=n_todo,
     )
 
 
@@ -568,17 +580,35 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .plot import render_results
 
             _, report = render_results(result.out, args.format, args.shared_scale)
-    except (UsageError, DataError) as err:
+    except (UsageError, DataError, MemoryBudgetError) as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        saved = _count_saved(Path(args.out))
+        print(
+            f"{prog}: interrupted; {saved} kernels are saved in {args.out}/. "
+            "Run the same command again to resume.",
+            file=sys.stderr,
+        )
+        return 130
     print(res.format_summary(result.summary))
-    print(
-        f"\n{len(result.rows)} kernels in {result.seconds:.1f} s; results in "
-        f"{result.out}/"
-    )
-    if not args.no_figures:
-        print(f"figures in {result.out / 'figures'}/; report {report}")
+    if not args.quiet:
+        reused = len(result.rows) - result.n_computed
+        print(
+            f"\n{len(result.rows)} kernels ({result.n_computed} computed, {reused} "
+            f"already in the folder) in {result.seconds:.1f} s; results in "
+            f"{result.out}/"
+        )
+        if not args.no_figures:
+            print(f"figures in {result.out / 'figures'}/; report {report}")
     return 0
+
+
+def _count_saved(out: Path) -> int:
+    try:
+        return len(res.read_results(out))
+    except (OSError, ValueError):
+        return 0
 
 
 if __name__ == "__main__":

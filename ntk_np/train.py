@@ -76,6 +76,7 @@ from .cli import (
 )
 from .data import DataError
 from .network import PARAMETRIZATIONS, make_network
+from .sweep import data_fingerprint
 from .training import (
     BOUND_NAMES,
     MODES,
@@ -95,8 +96,8 @@ DEFAULT_KERNEL_EPOCHS: tuple[int, ...] = (0, 10, 50, 100)
 
 REQUESTED, WINNER, DRIFT = "requested", "sweep winner", "kernel drift"
 
-REPORT_BEGIN = "<!-- ntk_np.train: begin -->"
-REPORT_END = "<!-- ntk_np.train: end -->"
+REPORT_BEGIN = rep.TRAINING_BEGIN
+REPORT_END = rep.TRAINING_END
 
 
 @dataclass(frozen=True)
@@ -434,6 +435,8 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
 )
 """Columns of ``training_summary.csv``.
 
+``max_relative_gap`` and ``final_loss_ratio`` are empty when the run stopped
+early or the linearised prediction overflows (see :func:`gap_unavailable`).
 ``max_theta_diagonal`` is ``max_i Theta_0[i, i]``. A linearised SGD step of
 batch size 1 on sample i scales ``r_i`` by ``1 - 2 eta Theta_0[i, i]``, which
 amplifies ``r_i`` instead of shrinking it once ``2 eta Theta_0[i, i] > 2``.
@@ -494,11 +497,29 @@ def training_rows(runs: Sequence[TrainingRun]):
             yield row
 
 
+def gap_unavailable(run: TrainingRun) -> str:
+    """Return why a run's prediction gap is not reported, or an empty string.
+
+    A run that stopped early is compared only up to the stop, often at epoch 0
+    alone, where the gap is 0 by construction. A prediction that overflows
+    passes through values near the float64 maximum first, so its largest gap
+    (such as 1e219) measures the overflow and not the network.
+    """
+    result = run.result
+    if result.status != "ok":
+        return "run stopped"
+    predicted = run.comparison.predicted[: result.epochs_completed + 1]
+    if not np.isfinite(predicted).all():
+        return "prediction overflows"
+    return ""
+
+
 def summary_row(run: TrainingRun) -> dict:
     """Return the ``training_summary.csv`` row of a run."""
     result, comparison = run.result, run.comparison
     network = result.network
     spectrum = comparison.spectrum
+    gap_reported = not gap_unavailable(run)
     return {
         "network": str(run.job.spec),
         "activation": network.activation,
@@ -516,8 +537,8 @@ def summary_row(run: TrainingRun) -> dict:
         "initial_loss": float(result.losses[0]),
         "final_loss": result.final_loss,
         "linearized_final_loss": float(comparison.predicted[result.epochs_completed]),
-        "max_relative_gap": comparison.max_relative_gap,
-        "final_loss_ratio": comparison.final_ratio,
+        "max_relative_gap": comparison.max_relative_gap if gap_reported else math.nan,
+        "final_loss_ratio": comparison.final_ratio if gap_reported else math.nan,
         "lambda_min": comparison.lambda_min.value,
         "lambda_min_method": comparison.lambda_min.method,
         "lambda_min_bound": comparison.lambda_min.bound,
@@ -587,6 +608,8 @@ def results_table(runs: Sequence[TrainingRun]) -> tuple[list[str], list[list[str
         status = row["status"]
         if status != "ok":
             status += f" at epoch {row['epochs_completed']}"
+        reason = gap_unavailable(run)
+        gap = f"n/a ({reason})" if reason else _number(row["max_relative_gap"])
         rows.append(
             [
                 row["network"],
@@ -594,7 +617,7 @@ def results_table(runs: Sequence[TrainingRun]) -> tuple[list[str], list[list[str
                 _number(row["initial_loss"]),
                 _number(row["final_loss"]),
                 _prediction_text(row["linearized_final_loss"]),
-                _number(row["max_relative_gap"]),
+                gap,
                 _lambda_text(run.comparison.lambda_min),
                 _number(row["final_kernel_change"]),
             ]
@@ -620,7 +643,8 @@ def training_section(
         "Losses are mean squared errors over the N samples. The linearised "
         "final loss is what the initial kernel predicts with the same sample "
         "order. Max gap is the largest relative difference between the "
-        "measured and predicted loss over the epochs. Kernel change is "
+        "measured and predicted loss over the epochs, n/a when the run "
+        "stopped early or the prediction overflows. Kernel change is "
         "||Theta_t - Theta_0||_F / ||Theta_0||_F after the last epoch. A "
         "linearised SGD step of batch size 1 on sample i scales r_i by "
         "1 - 2 eta Theta_0[i, i], so the prediction overflows when that "
@@ -645,15 +669,15 @@ def write_report_section(folder: Path, section: str) -> Path:
     """Add the training section to ``folder/report.md``, replacing an earlier one.
 
     A folder without ``report.md`` gets a new one that contains only this section.
-
-    NOTE: ``python -m ntk_np.plot`` rewrites ``report.md`` from the sweep alone
-    and so drops this section; rerunning this command adds it again.
+    ``python -m ntk_np.plot`` and the sweep keep the section when they rewrite
+    the report (see :func:`ntk_np.report.write_sweep_report`).
     """
     path = folder / "report.md"
     text = path.read_text() if path.is_file() else ""
-    begin, end = text.find(REPORT_BEGIN), text.find(REPORT_END)
-    if 0 <= begin < end:
-        text = text[:begin] + section + text[end + len(REPORT_END) :].lstrip("\n")
+    span = rep.training_section_span(text)
+    if span is not None:
+        start, stop = span
+        text = text[:start] + section + text[stop:].lstrip("\n")
     elif text:
         text = text.rstrip("\n") + "\n\n" + section
     else:
@@ -775,13 +799,15 @@ def _add_training_options(parser) -> None:
 
 def _add_drift_options(parser) -> None:
     drift = parser.add_argument_group("kernel drift")
+    # None marks the option not given, so that _check_options can reject
+    # explicit epochs past --epochs and drop those of the default.
     drift.add_argument(
         "--kernel-epochs",
         type=parse_int_list,
-        default=list(DEFAULT_KERNEL_EPOCHS),
         metavar="LIST",
         help="epochs after which the kernel is recomputed, as 0,10,50 or "
-        "START:STOP:STEP; the last epoch is always added (default: 0,10,50,100)",
+        "START:STOP:STEP, each in 0..EPOCHS; the last epoch is always added "
+        "(default: those of 0,10,50,100 up to --epochs)",
     )
     drift.add_argument(
         "--drift-widths",
@@ -810,6 +836,7 @@ def _add_drift_options(parser) -> None:
 
 
 def _check_options(args, n_samples: int) -> None:
+    """Check the option values and fill in the default of ``--kernel-epochs``."""
     if not (math.isfinite(args.learning_rate) and args.learning_rate > 0):
         raise UsageError(
             f"--learning-rate must be a positive number, got {args.learning_rate}"
@@ -825,9 +852,13 @@ def _check_options(args, n_samples: int) -> None:
         raise UsageError(f"--seed must be at least 0, got {args.seed}")
     if args.jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
-    if any(e < 0 for e in args.kernel_epochs):
+    if args.kernel_epochs is None:
+        args.kernel_epochs = [e for e in DEFAULT_KERNEL_EPOCHS if e <= args.epochs]
+    outside = [e for e in args.kernel_epochs if not 0 <= e <= args.epochs]
+    if outside:
         raise UsageError(
-            f"--kernel-epochs must be at least 0, got {args.kernel_epochs}"
+            f"--kernel-epochs must be in 0..{args.epochs} (0 to --epochs), got "
+            f"{rep.format_int_list(outside)}"
         )
     if not args.no_drift:
         if args.drift_depth < 2:
@@ -869,7 +900,16 @@ def _choose_networks(args, X):
                 seeds,
                 folder,
             )
-        if settings.get("n_samples") not in (None, X.shape[0]):
+        swept_data = settings.get("data_sha256")
+        if swept_data is not None and swept_data != data_fingerprint(X):
+            source = settings.get("data_source")
+            source_text = f" ({source})" if source else ""
+            raise UsageError(
+                f"the sweep in {folder} used other data{source_text} than this "
+                "run; pass the same data options as the sweep, or --networks "
+                "without --from-results to train without its winners"
+            )
+        if swept_data is None and settings.get("n_samples") not in (None, X.shape[0]):
             logger.warning(
                 "the sweep in %s used %s samples but this run uses %d, so its "
                 "winners were chosen on other data",
@@ -924,6 +964,10 @@ def _write_outputs(out: Path, runs, args, label, parametrization, n_samples, sec
     return figures, write_report_section(out, section)
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the training command and return the exit status."""
     parser = build_parser()
@@ -942,7 +986,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UsageError(f"cannot create output folder {out}: {err}") from None
         logger.info("data: %s, %d samples of %d features", label, *X.shape)
         logger.info(
-            "training %d networks: %s", len(jobs), " ".join(str(j.spec) for j in jobs)
+            "training %s: %s",
+            _count(len(jobs), "network"),
+            " ".join(str(j.spec) for j in jobs),
         )
         runs = train_jobs(
             X,
@@ -967,10 +1013,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
     print(format_table(*results_table(runs)))
-    print(
-        f"\n{len(runs)} networks in {seconds:.1f} s; {len(figures)} figures in "
-        f"{out / 'figures'}/; report {report}"
-    )
+    if not args.quiet:
+        print(
+            f"\n{_count(len(runs), 'network')} in {seconds:.1f} s; "
+            f"{_count(len(figures), 'figure')} in {out / 'figures'}/; report {report}"
+        )
     return 0
 
 

@@ -566,13 +566,31 @@ def test_load_sample_npz_missing(tmp_path):
     )
 
 
-@pytest.mark.parametrize("content", [b"", b"X,y\n1,2\n", b"PK\x03\x04broken zip"])
+@pytest.mark.parametrize(
+    "content", [b"", b"X,y\n1,2\n", b"\x80\x04pickle", b"PK\x03\x04broken zip"]
+)
 def test_load_sample_npz_not_npz(tmp_path, content):
     path = write_file(tmp_path / "sample.npz", content)
 
+    message = assert_data_error(
+        path,
+        r"data file .* is not a valid \.npz \(zip\) archive of arrays",
+        load_sample,
+        100,
+        (0, 9),
+        None,
+        path,
+    )
+    assert "pickle" not in message
+
+
+def test_load_sample_npz_directory(tmp_path):
+    path = tmp_path / "sample.npz"
+    path.mkdir()
+
     assert_data_error(
         path,
-        r"failed to read data file .* as \.npz",
+        r"is a directory, expected a \.npz file",
         load_sample,
         100,
         (0, 9),

@@ -282,3 +282,15 @@ def test_main_invalid_format(capsys):
     status, err = run_main(["--format", "bmp"], capsys)
     assert status == 2
     assert len(err) == 1
+
+
+def test_report_shows_certified_lambda_min(tmp_path):
+    # eigh cannot resolve this kernel's lambda_min; the QR route can.
+    out = tmp_path / "deep-sigmoid"
+    argv = "--activation sigmoid --width 20 --depth 12 --n-per-class 5 -q".split()
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert insp.main([*argv, "--out", str(out)]) == 0
+    report = (out / "report.md").read_text()
+    assert "unresolved by eigh" in report
+    assert "lambda_min, QR of the Jacobian" in report
+    assert "(QR lambda_min)" in report

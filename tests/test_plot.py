@@ -19,6 +19,7 @@ import ntk_np
 from ntk_np import plot
 from ntk_np import results as res
 from ntk_np.sweep import run_sweep
+from ntk_np.train import REPORT_BEGIN, REPORT_END, write_report_section
 
 ACTIVATIONS = ("relu", "sigmoid")
 FIGURE_NAMES = {
@@ -277,6 +278,35 @@ def test_main_redraws_shared_scale(copied_dir, capsys):
     assert status == 0
     assert "one colour scale for all activations" in text
     assert (copied_dir / "results.csv").read_bytes() == before
+
+
+def test_main_keeps_training_section(copied_dir):
+    section = (
+        f"{REPORT_BEGIN}\n## Training from the measured initial weights\n\n"
+        f"table\n{REPORT_END}\n"
+    )
+    write_report_section(copied_dir, section)
+    assert plot.main([str(copied_dir), "-q"]) == 0
+    text = (copied_dir / "report.md").read_text()
+    assert text.startswith("# Empirical NTK sweep\n")
+    assert text.count("## Training from the measured initial weights") == 1
+    assert text.endswith("\n\n" + section)
+
+
+def test_main_quiet_prints_nothing(copied_dir, capsys):
+    assert plot.main([str(copied_dir), "-q"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == ""
+
+
+def test_main_prints_figures_and_report(copied_dir, capsys):
+    assert plot.main([str(copied_dir), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert out == (
+        f"{len(FIGURE_NAMES)} figures in {copied_dir / 'figures'}/; "
+        f"report {copied_dir / 'report.md'}\n"
+    )
 
 
 def test_main_without_spectra(copied_dir):

@@ -172,7 +172,8 @@ def test_inspect_report_numbers(sample, tmp_path):
     result = inspect_network(network, X, y=y, data_source="test")
     text = report.inspection_report(result, [], [tmp_path / "a.csv"], tmp_path)
     assert (
-        f"| smallest eigenvalue lambda_min | {result.spectrum.lambda_min:.4g} |" in text
+        f"| smallest eigenvalue lambda_min, eigh | {result.spectrum.lambda_min:.4g} |"
+        in text
     )
     assert "| parameters P | " + str(network.n_params) + " |" in text
     assert "`a.csv`" in text
@@ -191,3 +192,45 @@ def test_report_paths_relative(tmp_path):
     figure = FigureFile(Path(tmp_path) / "figures" / "k.svg", "K.", (1.0, 1.0))
     text = report.figures_markdown([figure], tmp_path)
     assert str(tmp_path) not in text
+
+
+TRAINING_BLOCK = f"{report.TRAINING_BEGIN}\n## Training\n\ntext\n{report.TRAINING_END}"
+
+
+def test_training_section_span_found():
+    text = f"# Sweep\n\n{TRAINING_BLOCK}\n"
+    start, stop = report.training_section_span(text)
+    assert text[start:stop] == TRAINING_BLOCK
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "# Sweep\n",
+        f"# Sweep\n\n{report.TRAINING_BEGIN}\nno end\n",
+        f"{report.TRAINING_END}\n{report.TRAINING_BEGIN}\n",
+    ],
+    ids=["no-markers", "no-end", "end-first"],
+)
+def test_training_section_span_absent(text):
+    assert report.training_section_span(text) is None
+
+
+def test_sweep_report_keeps_training_section(seeded_rows, tmp_path):
+    (tmp_path / "report.md").write_text(
+        f"# Old sweep\n\nold text\n\n{TRAINING_BLOCK}\n"
+    )
+    path = report.write_sweep_report(tmp_path, {}, seeded_rows, [])
+    text = path.read_text()
+    assert text.startswith("# Empirical NTK sweep\n")
+    assert "old text" not in text
+    assert text.count(report.TRAINING_BEGIN) == 1
+    assert text.endswith(
+        f"## Software\n\n{report.software_markdown()}\n\n{TRAINING_BLOCK}\n"
+    )
+
+
+def test_sweep_report_without_training_section(seeded_rows, tmp_path):
+    (tmp_path / "report.md").write_text("# Old sweep\n")
+    path = report.write_sweep_report(tmp_path, {}, seeded_rows, [])
+    assert path.read_text() == report.sweep_report({}, seeded_rows, [], tmp_path)

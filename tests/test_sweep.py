@@ -23,6 +23,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 import ntk_np
 from ntk_np import results as res
+from ntk_np import sweep as sweep_module
 from ntk_np.cli import UsageError, parse_int_list
 from ntk_np.sweep import build_parser, main, run_sweep
 
@@ -553,7 +554,9 @@ def test_parser_defaults_are_the_study_grid():
     assert args.widths == list(range(50, 1001, 50))
     assert args.depths == list(range(2, 11))
     assert args.activations == ["relu", "elu", "leaky_relu", "sigmoid"]
-    assert (args.n_per_class, tuple(args.classes)) == (100, (0, 9))
+    # The data defaults (100 per class, classes 0 and 9) are filled in after
+    # parsing, so that an explicit value next to --data can be rejected.
+    assert (args.n_per_class, args.classes) == (None, None)
     assert (args.parametrization, args.method, args.seeds) == (
         "thesis",
         "layerwise",
@@ -564,7 +567,7 @@ def test_parser_defaults_are_the_study_grid():
 
 def test_cli_end_to_end(tmp_path, capsys, sweep_one):
     out = tmp_path / "cli"
-    assert run_main([*SMALL_CLI, "-q", "--out", str(out)]) == 0
+    assert run_main([*SMALL_CLI, "--out", str(out)]) == 0
     captured = capsys.readouterr()
     lines = captured.out.splitlines()
     assert lines[0].split() == ["activation", "max", "lambda_min", "width", "depth"]
@@ -580,7 +583,9 @@ def test_cli_end_to_end(tmp_path, capsys, sweep_one):
     assert lines[3].split()[0] == "sigmoid"
     assert lines[4] == ""
     assert re.fullmatch(
-        rf"8 kernels in \d+\.\d s; results in {re.escape(str(out))}/", lines[5]
+        rf"8 kernels \(8 computed, 0 already in the folder\) in \d+\.\d s; "
+        rf"results in {re.escape(str(out))}/",
+        lines[5],
     )
     assert "Traceback" not in captured.err
     assert (out / "results.csv").read_text().splitlines()[0] == HEADER
@@ -589,7 +594,7 @@ def test_cli_end_to_end(tmp_path, capsys, sweep_one):
     assert "embedded Fashion-MNIST" in settings and "first 5" in settings
     # Rerun: resumes, prints the same table.
     before = mtimes(out)
-    assert run_main([*SMALL_CLI, "-q", "--out", str(out)]) == 0
+    assert run_main([*SMALL_CLI, "--out", str(out)]) == 0
     assert capsys.readouterr().out.splitlines()[:4] == lines[:4]
     assert mtimes(out) == before
 
@@ -642,7 +647,7 @@ USAGE_ERRORS = [
     ("activation", ["--activations", "tanh"], "'tanh'"),
     ("width-0", ["--widths", "0"], "width must be at least 1, got 0"),
     ("depth-1", ["--depths", "1"], "depth must be at least 2, got 1"),
-    ("n-per-class-7000", ["--n-per-class", "7000"], "n_per_class=7000"),
+    ("n-per-class-7000", ["--n-per-class", "7000"], "--n-per-class 7000"),
     ("missing-data", ["--data", "{missing}"], "{missing}"),
     ("corrupt-data", ["--data", "{corrupt}"], "{corrupt}"),
     ("range-reversed", ["--widths", "10:5"], "'10:5'"),
@@ -655,7 +660,7 @@ USAGE_ERRORS = [
     ),
     ("jobs-0", ["--jobs", "0"], "jobs must be at least 1, got 0"),
     ("memory-budget", ["--memory-budget", "-1"], "--memory-budget"),
-    ("classes", ["--classes", "0", "0"], "classes=(0, 0)"),
+    ("classes", ["--classes", "0", "0"], "--classes 0 0"),
 ]
 SUBPROCESS_ERRORS = [  # run for real: the cases README and the brief name
     case
@@ -667,7 +672,12 @@ SUBPROCESS_ERRORS = [  # run for real: the cases README and the brief name
 
 def usage_argv(extra, files, out):
     extra = [a.format(**files) for a in extra]
-    return [*SMALL_CLI, "--out", str(out), *extra]
+    base = list(SMALL_CLI)
+    if "--data" in extra:
+        # --n-per-class does not apply to --data, so leave it out there.
+        at = base.index("--n-per-class")
+        del base[at : at + 2]
+    return [*base, "--out", str(out), *extra]
 
 
 def check_usage_error(code, out, err, expected, files, folder):
@@ -767,7 +777,7 @@ def test_cli_subprocess_end_to_end(tmp_path):
     lines = done.stdout.splitlines()
     assert lines[0].split() == ["activation", "max", "lambda_min", "width", "depth"]
     assert lines[2].split()[0] == "elu"
-    assert lines[3] == "" and lines[4].startswith("2 kernels in ")
+    assert lines[3] == "" and lines[4].startswith("2 kernels (2 computed")
     rows = res.read_results(out)
     assert [(r["activation"], r["width"], r["depth"]) for r in rows] == [
         ("elu", 20, 2),
@@ -777,3 +787,41 @@ def test_cli_subprocess_end_to_end(tmp_path):
         "elu-w20-d2-s0.npy",
         "elu-w20-d3-s0.npy",
     ]
+
+
+def test_cli_memory_budget_too_small_exit_2(tmp_path, capsys):
+    argv = [*SMALL_CLI, "--method", "jacobian", "--memory-budget", "0.001"]
+    assert main([*argv, "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert "memory_budget=1048 bytes is too small" in err
+
+
+def test_cli_memory_budget_error_from_workers(tmp_path, capsys):
+    argv = [*SMALL_CLI, "--certify", "always", "--memory-budget", "0.001"]
+    argv[argv.index("--jobs") + 1] = "2"
+    assert main([*argv, "--out", str(tmp_path / "r")]) == 2
+    assert "too small" in capsys.readouterr().err
+
+
+def test_cli_interrupt_is_one_line(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "r"
+    assert main([*SMALL_CLI, "--out", str(out)]) == 0
+    capsys.readouterr()
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweep_module, "run_sweep", interrupted)
+    assert main([*SMALL_CLI, "--out", str(out)]) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "interrupted; 8 kernels are saved" in err[0]
+
+
+def test_cli_reports_reused_kernels(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main([*SMALL_CLI, "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main([*SMALL_CLI, "--out", str(out)]) == 0
+    assert "(0 computed, 8 already in the folder)" in capsys.readouterr().out

@@ -8,20 +8,30 @@ the figures.
 from __future__ import annotations
 
 import csv
+import dataclasses
+import math
 
 import pytest
 
+import ntk_np
 from ntk_np.sweep import run_sweep
 from ntk_np.train import (
     DRIFT_COLUMNS,
     REPORT_BEGIN,
     REPORT_END,
+    REQUESTED,
     SUMMARY_COLUMNS,
     TRAINING_COLUMNS,
+    TrainingJob,
+    TrainingRun,
     main,
     parse_network_spec,
+    results_table,
+    summary_row,
+    train_jobs,
     write_report_section,
 )
+from ntk_np.training import prediction_gap
 
 QUICK = ["--n-per-class", "5", "--epochs", "2", "--no-progress", "--quiet"]
 
@@ -153,6 +163,51 @@ def test_divergent_network_does_not_stop_others(divergent_runs):
     assert rows["sigmoid:5:2"]["epochs_completed"] == "2"
 
 
+def test_stopped_run_has_no_gap(divergent_runs):
+    _, base = divergent_runs
+    rows = summary(base / "1")
+    assert rows["relu:50:3"]["max_relative_gap"] == ""
+    assert rows["relu:50:3"]["final_loss_ratio"] == ""
+    assert rows["sigmoid:5:2"]["max_relative_gap"] != ""
+    assert "| n/a (run stopped) |" in (base / "1" / "report.md").read_text()
+
+
+def test_overflowing_prediction_has_no_gap():
+    X, y = ntk_np.load_sample(n_per_class=5)
+    job = TrainingJob(parse_network_spec("relu:10:2"), [REQUESTED])
+    (run,) = train_jobs(X, y, [job], epochs=3, kernel_epochs=(0,))
+    # What linearized_losses returns when the linear dynamics overflow during
+    # epoch 3: huge values first, then inf.
+    predicted = run.comparison.predicted.copy()
+    predicted[2:] = (1e219, math.inf)
+    gap, ratio = prediction_gap(run.result.losses, predicted)
+    comparison = dataclasses.replace(
+        run.comparison, predicted=predicted, max_relative_gap=gap, final_ratio=ratio
+    )
+    overflowed = TrainingRun(run.job, run.result, comparison)
+
+    row = summary_row(overflowed)
+    header, cells = results_table([overflowed])
+    assert math.isnan(row["max_relative_gap"])
+    assert math.isnan(row["final_loss_ratio"])
+    assert cells[0][header.index("max gap")] == "n/a (prediction overflows)"
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_console_output(tmp_path, capsys, quiet):
+    argv = ["--networks", "relu:10:2", "--no-drift", "--out", tmp_path]
+    argv += ["--n-per-class", "5", "--epochs", "1", "--no-progress"]
+    assert run([*argv, *(["--quiet"] if quiet else [])]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("network")
+    assert lines[2].startswith("relu:10:2")
+    if quiet:
+        assert len(lines) == 3
+    else:
+        assert lines[-1].startswith("1 network in ")
+        assert "; 2 figures in " in lines[-1]
+
+
 def test_jobs_do_not_change_numbers(divergent_runs):
     _, base = divergent_runs
     single = (base / "1" / "training.csv").read_text()
@@ -179,6 +234,17 @@ def test_from_results_trains_winners(sweep_folder, tmp_path):
     assert len(rows) == 2
     for row in rows.values():
         assert row["roles"] == "sweep winner"
+
+
+def test_from_results_other_data(sweep_folder, tmp_path, capsys):
+    # Swapping the classes keeps N = 10 but changes the data.
+    argv = ["--from-results", sweep_folder, "--classes", "9", "0", "--out", tmp_path]
+    assert run([*argv, *QUICK]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert f"the sweep in {sweep_folder} used other data" in err
+    assert "pass the same data options as the sweep" in err
+    assert not (tmp_path / "training.csv").exists()
 
 
 def test_default_adds_winners_of_results(sweep_folder, tmp_path, monkeypatch):
@@ -216,6 +282,14 @@ def test_parametrization_conflict(sweep_folder, tmp_path, capsys):
         (["--batch-size", "11"], "--batch-size"),
         (["--epochs", "0"], "--epochs"),
         (["--from-results", "no-such-folder"], "no-such-folder"),
+        (
+            ["--kernel-epochs", "3"],
+            "--kernel-epochs must be in 0..2 (0 to --epochs), got 3",
+        ),
+        (["--kernel-epochs", "0,500"], "got 500"),
+        (["--kernel-epochs", "-1"], "got -1"),
+        (["--data", "x.npz"], "--n-per-class cannot be used with --data x.npz"),
+        (["--classes", "0", "0"], "--classes 0 0 is invalid"),
     ],
 )
 def test_usage_errors_exit_2(tmp_path, capsys, argv, message):
