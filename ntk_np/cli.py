@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
 
 import numpy as np
 
+from .certify import CERTIFY_POLICIES
 from .data import EMBEDDED_CLASSES, DataError, load_sample
 
 DEFAULT_N_PER_CLASS = 100
@@ -192,3 +194,27 @@ def configure_logging(args) -> None:
     )
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("numba").setLevel(logging.WARNING)
+
+
+def add_certify_option(group) -> None:
+    """Add ``--certify``, the policy of :func:`ntk_np.certify.certify_lambda_min`."""
+    group.add_argument(
+        "--certify",
+        choices=CERTIFY_POLICIES,
+        default="auto",
+        help="when to compute lambda_min from a QR factorisation of the Jacobian, "
+        "which resolves values below the eigh floor N*eps*lambda_max: never, "
+        "auto (only where the eigh value is at or below the floor) or always "
+        "(default: auto)",
+    )
+
+
+def add_jobs_option(group) -> None:
+    """Add ``--jobs``, the number of worker processes."""
+    group.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help=f"worker processes (default: the number of cores, {os.cpu_count()})",
+    )

@@ -28,10 +28,11 @@ import sys
 from collections.abc import Sequence
 
 from .activations import ACTIVATIONS
-from .certify import CERTIFY_POLICIES, CertifiedEigenvalue, certify_lambda_min
+from .certify import CertifiedEigenvalue, certify_lambda_min
 from .cli import (
     UsageError,
     _Parser,
+    add_certify_option,
     add_data_options,
     add_logging_options,
     configure_logging,
@@ -132,15 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="layerwise",
         help="kernel route; both agree to rounding (default: layerwise)",
     )
-    net.add_argument(
-        "--certify",
-        choices=CERTIFY_POLICIES,
-        default="auto",
-        help="when to compute lambda_min from a QR factorisation of the Jacobian, "
-        "which resolves values below the eigh floor N*eps*lambda_max: never, "
-        "auto (only if the eigh value is at or below the floor) or always "
-        "(default: auto)",
-    )
+    add_certify_option(net)
 
     add_data_options(parser)
     add_figure_options(parser, shared_scale=False)

@@ -43,7 +43,9 @@ from .certify import (
 from .cli import (
     UsageError,
     _Parser,
+    add_certify_option,
     add_data_options,
+    add_jobs_option,
     add_logging_options,
     configure_logging,
     load_data_from_args,
@@ -507,15 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="memory per kernel for --method jacobian and for the qr route of "
         "--certify, in MiB (default: 1024)",
     )
-    grid.add_argument(
-        "--certify",
-        choices=CERTIFY_POLICIES,
-        default="auto",
-        help="when to compute lambda_min from a QR factorisation of the Jacobian, "
-        "which resolves values below the eigh floor N*eps*lambda_max: never, "
-        "auto (only for kernels whose eigh value is at or below the floor) or "
-        "always (default: auto)",
-    )
+    add_certify_option(grid)
     add_data_options(parser)
     run = parser.add_argument_group("run")
     run.add_argument(
@@ -529,13 +523,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="discard results in --out computed with other settings",
     )
-    run.add_argument(
-        "--jobs",
-        type=int,
-        default=os.cpu_count() or 1,
-        metavar="N",
-        help=f"worker processes (default: the number of cores, {os.cpu_count()})",
-    )
+    add_jobs_option(run)
     add_logging_options(run)
     figures = add_figure_options(parser)
     figures.add_argument(

@@ -68,7 +68,9 @@ from .certify import CERTIFY_POLICIES, certify_lambda_min
 from .cli import (
     UsageError,
     _Parser,
+    add_certify_option,
     add_data_options,
+    add_jobs_option,
     add_logging_options,
     configure_logging,
     load_data_from_args,
@@ -717,13 +719,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="output folder (default: results)",
     )
-    run.add_argument(
-        "--jobs",
-        type=int,
-        default=os.cpu_count() or 1,
-        metavar="N",
-        help=f"worker processes (default: the number of cores, {os.cpu_count()})",
-    )
+    add_jobs_option(run)
     rep.add_figure_options(parser, shared_scale=False)
     add_logging_options(run)
     return parser
@@ -787,14 +783,7 @@ def _add_training_options(parser) -> None:
         help="sgd: shuffled batches every epoch; gd: one full-batch step per "
         "epoch (default: sgd)",
     )
-    train.add_argument(
-        "--certify",
-        choices=CERTIFY_POLICIES,
-        default="auto",
-        help="when the bounds take lambda_min from a QR factorisation of the "
-        "Jacobian instead of eigh: never, auto (only if the eigh value is at or "
-        "below its floor N*eps*lambda_max) or always (default: auto)",
-    )
+    add_certify_option(train)
 
 
 def _add_drift_options(parser) -> None:
