@@ -275,7 +275,9 @@ def write_inspection(
         out.mkdir(parents=True, exist_ok=True)
         write_trace_shares(shares_path, result.shares)
         write_eigenvalues(eigen_path, result.spectrum)
-        figures = write_inspection_figures(result, out / "figures", image_format)
+        figures = write_inspection_figures(
+            result, out / "figures", image_format, lambda_min
+        )
         files = [eigen_path, shares_path]
         report = write_inspection_report(out, result, figures, files, lambda_min)
     except OSError as err:

@@ -799,11 +799,14 @@ def kernel_figure(result) -> Figure:
 
 
 @figure_style()
-def spectrum_figure(result) -> Figure:
+def spectrum_figure(result, lambda_min=None) -> Figure:
     """Draw the sorted eigenvalues on a log axis with lambda_min and the floor.
 
     Eigenvalues at or below the resolution floor are drawn as open triangles at
-    the floor and counted in the legend.
+    the floor and counted in the legend. ``lambda_min``, a
+    :class:`ntk_np.certify.CertifiedEigenvalue` of the ``qr`` route, adds the
+    eigenvalues from the QR factorisation of the Jacobian and its
+    ``lambda_min``.
     """
     spectrum = result.spectrum
     floor = spectrum.resolution_floor
@@ -840,7 +843,29 @@ def spectrum_figure(result) -> Figure:
             label=f"{LAMBDA_MIN} = {spectrum.lambda_min:.3g}",
         )
     else:
-        ax.plot([], [], linestyle="none", label=f"{LAMBDA_MIN} unresolved")
+        ax.plot([], [], linestyle="none", label=f"{LAMBDA_MIN} unresolved by eigh")
+    from_qr = lambda_min is not None and lambda_min.eigenvalues is not None
+    if from_qr:
+        ranks = np.arange(1, n + 1)
+        ax.plot(
+            ranks,
+            lambda_min.eigenvalues[::-1],
+            color="C1",
+            linestyle="--",
+            linewidth=1.0,
+            label="QR of the Jacobian",
+        )
+        if lambda_min.resolved:
+            ax.plot(
+                [n],
+                [lambda_min.value],
+                marker="s",
+                markersize=5,
+                markerfacecolor="none",
+                markeredgecolor="C1",
+                linestyle="none",
+                label=f"{LAMBDA_MIN} = {lambda_min.value:.3g} (QR)",
+            )
     ax.set_yscale("log")
     ax.set_xlabel("rank (1 = largest)")
     ax.set_ylabel("eigenvalue (dimensionless)")
@@ -894,7 +919,7 @@ def trace_shares_figure(result) -> Figure:
 
 
 def write_inspection_figures(
-    result, folder: str | os.PathLike, image_format: str = "png"
+    result, folder: str | os.PathLike, image_format: str = "png", lambda_min=None
 ) -> list[FigureFile]:
     """Draw and save the kernel, spectrum and trace-share figures of a network.
 
@@ -905,6 +930,8 @@ def write_inspection_figures(
     folder : path
         Created if missing.
     image_format : {'png', 'pdf', 'svg'}, default='png'
+    lambda_min : CertifiedEigenvalue, optional
+        As for :func:`spectrum_figure`.
 
     Returns
     -------
@@ -918,6 +945,12 @@ def write_inspection_figures(
         f"{network.activation} network of width {network.width}, depth {network.depth}"
     )
     floor = result.spectrum.resolution_floor
+    qr_caption = ""
+    if lambda_min is not None and lambda_min.eigenvalues is not None:
+        qr_caption = (
+            "; dashed orange line: eigenvalues from the QR factorisation of the "
+            "Jacobian, resolved below the floor"
+        )
     return [
         save_figure(
             kernel_figure(result),
@@ -927,11 +960,12 @@ def write_inspection_figures(
             image_format,
         ),
         save_figure(
-            spectrum_figure(result),
+            spectrum_figure(result, lambda_min),
             folder / "spectrum",
             f"Eigenvalues of the kernel (dimensionless, log scale) against rank; "
             f"dashed line: resolution floor N * eps * lambda_max = {floor:.3g}; "
-            "triangles: eigenvalues at or below the floor, drawn at the floor.",
+            "triangles: eigenvalues at or below the floor, drawn at the floor"
+            f"{qr_caption}.",
             image_format,
         ),
         save_figure(

@@ -71,7 +71,7 @@ DEFAULT_DEPTHS: tuple[int, ...] = tuple(range(2, 11))
 
 @dataclass
 class SweepResult:
-    """What :func:`run_sweep` returns.
+    """Kernels, spectra and summary of a sweep, as :func:`run_sweep` returns them.
 
     Attributes
     ----------
@@ -230,7 +230,7 @@ def _prepare_folder(
         changed = [k for k in settings if old.get(k) != settings[k]]
         if changed:
             raise UsageError(
-                f"{out} holds results for other settings ({', '.join(changed)} "
+                f"{out} contains results for other settings ({', '.join(changed)} "
                 "differ); choose another --out folder or pass --overwrite"
             )
         for row in res.read_results(results_path):
@@ -516,7 +516,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--out",
         default="results",
         metavar="DIR",
-        help="results folder; a rerun resumes the kernels it holds (default: results)",
+        help="results folder; a rerun skips the kernels it contains (default: results)",
     )
     run.add_argument(
         "--overwrite",

@@ -294,3 +294,15 @@ def test_report_shows_certified_lambda_min(tmp_path):
     assert "unresolved by eigh" in report
     assert "lambda_min, QR of the Jacobian" in report
     assert "(QR lambda_min)" in report
+    assert "eigenvalues from the QR factorisation of the Jacobian" in report
+
+
+def test_spectrum_figure_draws_qr_eigenvalues():
+    X, _ = ntk_np.load_sample(n_per_class=5)
+    net = ntk_np.make_network(20, 12, "sigmoid")
+    result = ntk_np.inspect_network(net, X)
+    certified = ntk_np.certified_lambda_min(net, X)
+    fig = plot.spectrum_figure(result, certified)
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "QR of the Jacobian" in labels
+    assert any(label.endswith("(QR)") for label in labels)
