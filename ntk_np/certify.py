@@ -91,7 +91,12 @@ from scipy.linalg import LinAlgError
 from scipy.linalg.lapack import dgejsv, dgeqrf, dtpqrt
 from threadpoolctl import threadpool_limits
 
-from .kernel import DEFAULT_MEMORY_BUDGET, MemoryBudgetError, jacobian_blocks
+from .kernel import (
+    DEFAULT_MEMORY_BUDGET,
+    MemoryBudgetError,
+    jacobian_blocks,
+    jacobian_memory_needed,
+)
 from .network import Network, backward, check_inputs, forward
 from .spectrum import EPS, Spectrum
 
@@ -352,6 +357,24 @@ def _row_factor(M: np.ndarray) -> np.ndarray:
     return np.triu(qr[: min(M.shape)])
 
 
+def _layer_factor_reserved(n: int, sizes) -> int:
+    # Layer inputs and deltas, dgeqrf's copy, R1 and R2, R and dgejsv's workspace.
+    reserved = 8 * n * (sum(sizes[:-1]) + sum(sizes[1:]))
+    reserved += 8 * n * (max(sizes) + 2 * n)
+    return reserved + 4 * n * n * 8
+
+
+def qr_memory_needed(n_samples: int, layer_sizes, source: str = "layers") -> int:
+    """Return the smallest ``memory_budget``, in bytes, of the ``qr`` route.
+
+    ``layer_sizes`` is ``(n_0, n_1, ..., n_D)`` as ``Network.layer_sizes``.
+    """
+    if source == "jacobian":
+        return jacobian_memory_needed(n_samples, layer_sizes)
+    min_columns = max(min(size, n_samples) for size in layer_sizes[:-1])
+    return _layer_factor_reserved(n_samples, layer_sizes) + 8 * n_samples * min_columns
+
+
 def layer_factor_blocks(
     network: Network,
     X,
@@ -396,12 +419,10 @@ def layer_factor_blocks(
     sizes = network.layer_sizes
     # One block must hold a row of R1 times all rows of R2.
     min_columns = max(min(size, n) for size in sizes[:-1])
-    reserved_bytes = sum(a.nbytes for a in A) + sum(d.nbytes for d in delta[1:])
-    reserved_bytes += 8 * n * (max(sizes) + 2 * n)  # dgeqrf's copy, R1 and R2
-    reserved_bytes += 4 * n * n * 8  # R and the workspace of dgejsv
+    reserved_bytes = _layer_factor_reserved(n, sizes)
     max_columns = (memory_budget - reserved_bytes) // (8 * n)
     if max_columns < min_columns:
-        need = reserved_bytes + 8 * n * min_columns
+        need = qr_memory_needed(n, sizes)
         raise MemoryBudgetError(
             f"memory_budget={memory_budget} bytes is too small for N={n} samples "
             f"of this network; at least {need} bytes are needed"

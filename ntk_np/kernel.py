@@ -235,6 +235,25 @@ def _backward_over_slopes(weights, multipliers, S):
     return delta
 
 
+def _pass_bytes(n_samples: int, layer_sizes) -> int:
+    # Layer inputs A[0..D-1], deltas of layers 1..D, and one (N, width) product
+    # that the backward pass keeps while it runs.
+    hidden = max(layer_sizes[1:-1], default=0)
+    floats = sum(layer_sizes[:-1]) + sum(layer_sizes[1:]) + hidden
+    return 8 * n_samples * floats
+
+
+def jacobian_memory_needed(n_samples: int, layer_sizes) -> int:
+    """Return the smallest ``memory_budget``, in bytes, of the ``jacobian`` route.
+
+    ``layer_sizes`` is ``(n_0, n_1, ..., n_D)`` as :attr:`Network.layer_sizes`.
+    The budget must hold the forward and backward pass, four ``(N, N)``
+    matrices and one Jacobian column.
+    """
+    n = n_samples
+    return _pass_bytes(n, layer_sizes) + 4 * n * n * 8 + 8 * n
+
+
 class _Gradients:
     """Forward and backward pass of one batch, ready to emit Jacobian columns."""
 
@@ -246,13 +265,7 @@ class _Gradients:
             network.weights, network.multipliers, passed.S
         )
         self.n_samples = len(passed.output)
-        # The backward pass also keeps one (N, width) product at a time.
-        transient = self.n_samples * max(network.layer_sizes[1:-1], default=0) * 8
-        self.nbytes = (
-            sum(a.nbytes for a in self.A)
-            + sum(d.nbytes for d in self.delta[1:])
-            + transient
-        )
+        self.nbytes = _pass_bytes(self.n_samples, network.layer_sizes)
 
     def fill(self, out: np.ndarray, start: int, stop: int) -> None:
         """Write Jacobian columns ``start .. stop-1`` into ``out`` (N, stop-start)."""
@@ -323,7 +336,7 @@ def jacobian_blocks(
     spare = memory_budget - grads.nbytes - 4 * n * n * 8
     max_columns = spare // (8 * n)
     if max_columns < 1:
-        need = grads.nbytes + 4 * n * n * 8 + 8 * n
+        need = jacobian_memory_needed(n, network.layer_sizes)
         raise MemoryBudgetError(
             f"memory_budget={memory_budget} bytes is too small for N={n} samples "
             f"of this network; at least {need} bytes are needed"

@@ -323,7 +323,11 @@ def inspection_report(
     lambda_text = _number(spectrum.lambda_min)
     condition = _number(spectrum.condition_number)
     if spectrum.below_floor:
-        lambda_text += " (below the resolution floor, so unresolved by eigh)"
+        # The eigh value under the floor is rounding noise, so only the floor shows.
+        lambda_text = (
+            f"< {_number(spectrum.resolution_floor)} (at or below the resolution "
+            "floor, so unresolved by eigh)"
+        )
         condition += " (lambda_min is unresolved)"
     if certified is not None and certified.resolved:
         condition = _number(spectrum.lambda_max / certified.value) + " (QR lambda_min)"

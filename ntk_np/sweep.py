@@ -38,6 +38,7 @@ from .certify import (
     CERTIFY_POLICIES,
     certified_lambda_min,
     eigh_lambda_min,
+    qr_memory_needed,
     qr_needed,
 )
 from .cli import (
@@ -58,6 +59,7 @@ from .kernel import (
     MemoryBudgetError,
     _ntk_over_depths,
     empirical_ntk,
+    jacobian_memory_needed,
 )
 from .network import PARAMETRIZATIONS, _check_int, draw_hidden_layers, make_network
 from .report import add_figure_options
@@ -203,6 +205,25 @@ def _compute_group(task):
     return out
 
 
+def _check_memory_budget(budget, shape, width, depth, method, certify) -> None:
+    """Raise UsageError before any work if the widest, deepest network cannot fit."""
+    n_samples, n_inputs = shape
+    sizes = (n_inputs,) + (width,) * (depth - 1) + (1,)
+    needs = []
+    if method == "jacobian":
+        needs.append(("jacobian kernel", jacobian_memory_needed(n_samples, sizes)))
+    if certify != "never":
+        needs.append(("QR", qr_memory_needed(n_samples, sizes)))
+    for route, need in needs:
+        if budget < need:
+            raise UsageError(
+                f"memory budget of {budget} bytes ({budget / 2**20:.3g} MiB) is too "
+                f"small for the {route} route at width {width}, depth {depth} and "
+                f"N={n_samples}; at least {need} bytes ({need / 2**20:.3g} MiB) "
+                "are needed"
+            )
+
+
 def _prepare_folder(
     out: Path, settings: dict, data_source: str, overwrite: bool
 ) -> dict:
@@ -336,6 +357,10 @@ def run_sweep(
         memory_budget = _check_int("memory_budget", memory_budget, 1)
     except (TypeError, ValueError) as err:
         raise UsageError(str(err)) from None
+
+    _check_memory_budget(
+        memory_budget, X.shape, max(widths), max(depths), method, certify
+    )
 
     settings = {
         "parametrization": parametrization,

@@ -186,6 +186,10 @@ def test_inspect_report_unresolved(sample, tmp_path):
     text = report.inspection_report(result, [], [], tmp_path)
     assert "below the resolution floor, so unresolved" in text
     assert "inf (lambda_min is unresolved)" in text
+    # The eigh value under the floor is noise: only the floor is printed.
+    floor = f"< {result.spectrum.resolution_floor:.4g} (at or below" in text
+    assert floor
+    assert f"{result.spectrum.lambda_min:.4g} (" not in text
 
 
 def test_report_paths_relative(tmp_path):

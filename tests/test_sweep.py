@@ -794,14 +794,33 @@ def test_cli_memory_budget_too_small_exit_2(tmp_path, capsys):
     assert main([*argv, "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1
-    assert "memory_budget=1048 bytes is too small" in err
+    assert "memory budget of 1048 bytes (0.000999 MiB) is too small" in err
 
 
-def test_cli_memory_budget_error_from_workers(tmp_path, capsys):
+def test_cli_memory_budget_checked_before_work(tmp_path, capsys):
     argv = [*SMALL_CLI, "--certify", "always", "--memory-budget", "0.001"]
     argv[argv.index("--jobs") + 1] = "2"
-    assert main([*argv, "--out", str(tmp_path / "r")]) == 2
-    assert "too small" in capsys.readouterr().err
+    out = tmp_path / "r"
+    assert main([*argv, "--out", str(out)]) == 2
+    assert "too small for the QR route at width 40, depth 3" in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "method, certify", [("jacobian", "never"), ("layerwise", "always")]
+)
+def test_memory_check_matches_routes(method, certify):
+    # The up-front check must accept exactly the budget the routes accept.
+    X, _ = ntk_np.load_sample(n_per_class=5)
+    sizes = (784, 40, 40, 1)
+    if method == "jacobian":
+        need = ntk_np.kernel.jacobian_memory_needed(10, sizes)
+    else:
+        need = ntk_np.certify.qr_memory_needed(10, sizes)
+    grid = {"widths": [40], "depths": [3], "activations": ["sigmoid"]}
+    run_sweep(X, **grid, method=method, certify=certify, memory_budget=need)
+    with pytest.raises(UsageError, match="too small"):
+        run_sweep(X, **grid, method=method, certify=certify, memory_budget=need - 1)
 
 
 def test_cli_interrupt_is_one_line(tmp_path, capsys, monkeypatch):
