@@ -69,7 +69,7 @@ def _value_and_slope(z, code):
 def affine_activate(pre, scale, bias, code, x_out, slope_out):
     """Set ``z = scale * pre + bias`` row-wise, then ``x = act(z)``, ``act'(z)``.
 
-    ``pre`` (N, n) holds ``x(l-1) W(l)^T``; ``bias`` has shape (n,). Writes
+    ``pre`` (N, n) contains ``x(l-1) W(l)^T``; ``bias`` has shape (n,). Writes
     ``x_out`` and ``slope_out`` (both (N, n)) in place.
     """
     n_rows, n_cols = pre.shape

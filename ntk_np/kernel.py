@@ -124,7 +124,7 @@ def ntk_over_depths(
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(depth, theta)`` for networks of one seed, width and activation.
 
-    The networks are those of :func:`ntk_np.network.make_network`; their hidden
+    The networks are those of :func:`ntk_np.network.make_network`. Their hidden
     layers are shared, so the forward pass and the input Gram matrices are
     computed once for all depths. Each kernel equals :func:`layerwise_ntk` of
     the same network.
@@ -299,7 +299,7 @@ def per_sample_gradients(
     Returns
     -------
     J_block : ndarray of shape (N, stop - start)
-        Row ``i`` holds ``df(x_i)/dp`` for the parameters in the range.
+        Row ``i`` contains ``df(x_i)/dp`` for the parameters in the range.
     """
     n_params = network.n_params
     stop = n_params if stop is None else stop

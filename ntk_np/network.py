@@ -17,11 +17,11 @@ from N(0, 1). The multipliers ``c_l`` depend on the parametrisation:
     ``c_l = 1/sqrt(n_{l-1})`` (the fan-in) for every layer, as in Jacot et
     al. 2018; the kernel has a finite limit as the width grows.
 
-Weights come from two random streams so that networks of one seed and width
-share their leading layers: the hidden layers are drawn in order from a stream
+Weights come from two random streams, so that networks of one seed and width
+share their leading layers. The hidden layers are drawn in order from a stream
 keyed by ``(seed, n_inputs, width)``, and the output layer from a stream keyed
 by ``(seed, n_inputs, width, depth)``. Each network's weights are still
-independent N(0, 1) draws; networks of different depth are merely correlated
+independent N(0, 1) draws. Networks of different depth are merely correlated
 with each other, which lets a sweep draw the weights once per width.
 
 In code, ``A[l]`` is the ``(N, n_l)`` matrix of layer outputs ``x(l)`` for a

@@ -90,8 +90,8 @@ STYLE: dict = {
     "savefig.dpi": DPI,
     "pdf.fonttype": 42,
     "svg.fonttype": "none",
-    # A fixed salt makes the element ids of SVG files, and so the files,
-    # the same on every redraw; by default they derive from a random UUID.
+    # SVG element ids derive from a random UUID by default. A fixed salt makes
+    # them, and so the files, the same on every redraw.
     "svg.hashsalt": "ntk_np",
 }
 """rcParams of every figure: 7-9 pt text, readable at :data:`SINGLE_COLUMN`."""

@@ -75,7 +75,7 @@ def kernel_spectrum(theta) -> Spectrum:
     Raises
     ------
     ValueError
-        If ``theta`` is not square or holds non-finite values.
+        If ``theta`` is not square or contains non-finite values.
     """
     theta = np.asarray(theta, dtype=np.float64)
     if theta.ndim != 2 or theta.shape[0] != theta.shape[1] or theta.shape[0] == 0:

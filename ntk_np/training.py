@@ -475,8 +475,8 @@ def train_network(
     ``N mod b`` remaining samples when ``b`` does not divide N. In
     ``mode='gd'`` an epoch is one step on the full loss. A run stops early,
     with a logged warning and a status, when the loss turns NaN or infinite
-    or exceeds ``divergence_factor`` times its initial value. It never raises
-    for that.
+    or exceeds ``divergence_factor`` times its initial value. Divergence is
+    reported in ``status``, not raised as an exception.
 
     Parameters
     ----------
@@ -531,7 +531,7 @@ def train_network(
         raise ValueError(
             f"divergence_factor must be greater than 1, got {divergence_factor}"
         )
-    wanted = sorted({_check_int("kernel epoch", e, 0) for e in kernel_epochs})
+    requested_epochs = sorted({_check_int("kernel epoch", e, 0) for e in kernel_epochs})
 
     flat = _FlatNetwork(network)
     current = flat.view()
@@ -547,7 +547,7 @@ def train_network(
     losses[0] = float(np.mean(initial_residual**2))
     kernels = []
     theta0 = None
-    if wanted:
+    if requested_epochs:
         kernels.append(_snapshot(current, X, 0, None))
         theta0 = kernels[0].theta
     status, message = _check_stop(losses[0], losses[0], divergence_factor)
@@ -565,7 +565,7 @@ def train_network(
         losses[epoch] = float(np.mean(r * r))
         completed = epoch
         status, message = _check_stop(losses[epoch], losses[0], divergence_factor)
-        if status == "ok" and epoch in wanted:
+        if status == "ok" and epoch in requested_epochs:
             kernels.append(_snapshot(current, X, epoch, theta0))
         if callback is not None:
             callback(epoch, losses[epoch])

@@ -136,7 +136,8 @@ def test_forward_matches_reference(X, activation, parametrization, depth):
     expected, A, _ = ref_forward(net, X)
     assert passed.output.shape == (len(X),)
     assert_allclose(passed.output, expected, rtol=1e-12, atol=1e-12)
-    assert len(passed.A) == depth and len(passed.S) == depth
+    assert len(passed.A) == depth
+    assert len(passed.S) == depth
     assert passed.S[0] is None
     for l in range(depth):
         assert_allclose(passed.A[l], A[l], rtol=1e-12, atol=1e-13)
@@ -149,7 +150,8 @@ def test_backward_matches_reference(X, activation, parametrization, depth):
     net = make_network(30, depth, activation, parametrization, seed=2)
     delta = backward(net, forward(net, X))
     expected = ref_deltas(net, X)
-    assert len(delta) == depth + 1 and delta[0] is None
+    assert len(delta) == depth + 1
+    assert delta[0] is None
     assert_array_equal(delta[depth], np.ones((len(X), 1)))
     for l in range(1, depth):
         assert delta[l].shape == (len(X), 30)

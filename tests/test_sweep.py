@@ -252,7 +252,8 @@ def test_summarize_max_mean_over_seeds_prefers_resolved():
     # Every sigmoid point is under the floor: the greatest is still reported.
     assert (sigmoid["width"], sigmoid["lambda_min"]) == (40, 9.0)
     assert sigmoid["below_floor"] is True
-    assert sigmoid["lambda_min_std"] == 0.0 and sigmoid["n_seeds"] == 1
+    assert sigmoid["lambda_min_std"] == 0.0
+    assert sigmoid["n_seeds"] == 1
 
 
 def test_summary_file_and_table(tmp_path):
@@ -591,7 +592,8 @@ def test_cli_end_to_end(tmp_path, capsys, sweep_one):
     assert (out / "results.csv").read_text().splitlines()[0] == HEADER
     assert_rows_equal(res.read_results(out), sweep_one.rows, columns=res.COLUMNS[:-1])
     settings = (out / "settings.json").read_text()
-    assert "embedded Fashion-MNIST" in settings and "first 5" in settings
+    assert "embedded Fashion-MNIST" in settings
+    assert "first 5" in settings
     # Rerun: resumes, prints the same table.
     before = mtimes(out)
     assert run_main([*SMALL_CLI, "--out", str(out)]) == 0
@@ -605,7 +607,9 @@ def test_cli_other_settings_exit_2(tmp_path, capsys, sweep_one):
     argv = [*SMALL_CLI, "-q", "--out", str(out), "--parametrization", "ntk"]
     assert run_main(argv) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "parametrization" in err and "--overwrite" in err
+    assert err.count("\n") == 1
+    assert "parametrization" in err
+    assert "--overwrite" in err
     assert run_main([*argv, "--overwrite"]) == 0
     assert {r["parametrization"] for r in res.read_results(out)} == {"ntk"}
 
@@ -685,7 +689,8 @@ def check_usage_error(code, out, err, expected, files, folder):
     assert code == 2
     assert out == ""
     assert "Traceback" not in err
-    assert err.endswith("\n") and err.count("\n") == 1, err
+    assert err.endswith("\n"), err
+    assert err.count("\n") == 1, err
     assert err.startswith("python -m ntk_np.sweep: error: "), err
     assert expected in err, err
     assert not folder.exists()  # nothing written
@@ -777,7 +782,8 @@ def test_cli_subprocess_end_to_end(tmp_path):
     lines = done.stdout.splitlines()
     assert lines[0].split() == ["activation", "max", "lambda_min", "width", "depth"]
     assert lines[2].split()[0] == "elu"
-    assert lines[3] == "" and lines[4].startswith("2 kernels (2 computed")
+    assert lines[3] == ""
+    assert lines[4].startswith("2 kernels (2 computed")
     rows = res.read_results(out)
     assert [(r["activation"], r["width"], r["depth"]) for r in rows] == [
         ("elu", 20, 2),
