@@ -1,7 +1,7 @@
 """Benchmarks of the full default sweep, a plain-NumPy baseline and weight drawing.
 
 ``sweep``
-    :func:`ntk_np.sweep.run_sweep` on the default grid (720 kernels of the
+    :func:`ntk_np.run_sweep` on the default grid (720 kernels of the
     N = 200 images, with all their eigenvalues), one worker process per core,
     certification of small eigenvalues off, no results folder. One round is
     the whole grid end to end, worker start-up included.
@@ -30,9 +30,10 @@ import numpy as np
 import pytest
 
 import ntk_np
+from ntk_np import run_sweep
 from ntk_np.activations import ACTIVATIONS
+from ntk_np.choices import DEFAULT_DEPTHS, DEFAULT_WIDTHS
 from ntk_np.network import draw_hidden_layers, draw_output_layer
-from ntk_np.sweep import DEFAULT_DEPTHS, DEFAULT_WIDTHS, run_sweep
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +59,7 @@ def test_sweep(benchmark, X):
 _PEAK_RSS_SCRIPT = """
 import os, resource, sys
 import ntk_np
-from ntk_np.sweep import run_sweep
+from ntk_np import run_sweep
 
 if __name__ == "__main__":
     X, _ = ntk_np.load_sample()

@@ -24,63 +24,89 @@ redraws the figures and report of a results folder.
 
 import importlib
 
-from .activations import ACTIVATIONS, activation
-from .certify import (
-    CERTIFY_POLICIES,
-    CertifiedEigenvalue,
-    certified_lambda_min,
-    certify_lambda_min,
-    jacobian_singular_values,
-)
-from .data import DataError, load_sample, read_idx
-from .inspection import (
-    InspectResult,
-    TraceShares,
-    inspect_network,
-    kernel_trace_shares,
-)
-from .kernel import (
-    METHODS,
-    empirical_ntk,
-    jacobian_blocks,
-    jacobian_ntk,
-    layerwise_ntk,
-    ntk_over_depths,
-    per_sample_gradients,
-)
-from .network import (
-    PARAMETRIZATIONS,
-    Network,
-    backward,
-    forward,
-    make_network,
-)
-from .spectrum import Spectrum, kernel_spectrum, resolution_floor
-from .training import (
-    KernelComparison,
-    TrainingResult,
-    compare_with_kernel,
-    kernel_drift_over_widths,
-    linearized_losses,
-    loss_bounds,
-    mse_gradient,
-    mse_loss,
-    sgd_step,
-    train_network,
-)
-
 __version__ = "0.1.0"
 
-# Names from the command modules load on first use: importing a command module
-# here would make ``python -m ntk_np.<command>`` warn that it is already loaded.
-_LAZY = {"run_sweep": "sweep", "SweepResult": "sweep"}
+# Every name loads its module on first use, so that ``import ntk_np`` and the
+# ``--help`` of the commands do not load Numba and SciPy, and so that
+# ``python -m ntk_np.<command>`` does not find its module already imported.
+_EXPORTS = {
+    "activation": "activations",
+    "certified_lambda_min": "certify",
+    "CertifiedEigenvalue": "certify",
+    "certify_lambda_min": "certify",
+    "jacobian_singular_values": "certify",
+    "ACTIVATIONS": "choices",
+    "CERTIFY_POLICIES": "choices",
+    "METHODS": "choices",
+    "PARAMETRIZATIONS": "choices",
+    "DataError": "data",
+    "load_sample": "data",
+    "read_idx": "data",
+    "inspect_network": "inspection",
+    "InspectResult": "inspection",
+    "kernel_trace_shares": "inspection",
+    "TraceShares": "inspection",
+    "empirical_ntk": "kernel",
+    "jacobian_blocks": "kernel",
+    "jacobian_ntk": "kernel",
+    "layerwise_ntk": "kernel",
+    "ntk_over_depths": "kernel",
+    "per_sample_gradients": "kernel",
+    "backward": "network",
+    "forward": "network",
+    "make_network": "network",
+    "Network": "network",
+    "kernel_spectrum": "spectrum",
+    "resolution_floor": "spectrum",
+    "Spectrum": "spectrum",
+    "run_sweep": "sweeping",
+    "SweepResult": "sweeping",
+    "compare_with_kernel": "training",
+    "kernel_drift_over_widths": "training",
+    "KernelComparison": "training",
+    "linearized_losses": "training",
+    "loss_bounds": "training",
+    "mse_gradient": "training",
+    "mse_loss": "training",
+    "sgd_step": "training",
+    "train_network": "training",
+    "TrainingResult": "training",
+}
+
+# Submodules reachable as attributes, such as ``ntk_np.results``, without an
+# import of their own.
+_SUBMODULES = frozenset(
+    {
+        "activations",
+        "certify",
+        "choices",
+        "data",
+        "inspection",
+        "kernel",
+        "network",
+        "plot",
+        "report",
+        "results",
+        "spectrum",
+        "sweeping",
+        "training",
+    }
+)
 
 
 def __getattr__(name: str):
-    if name in _LAZY:
-        module = importlib.import_module(f".{_LAZY[name]}", __name__)
-        return getattr(module, name)
+    if name in _EXPORTS:
+        module = importlib.import_module(f".{_EXPORTS[name]}", __name__)
+        value = getattr(module, name)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS) | _SUBMODULES)
 
 
 __all__ = [

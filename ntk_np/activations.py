@@ -12,8 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-ACTIVATIONS: tuple[str, ...] = ("relu", "elu", "leaky_relu", "sigmoid")
-"""Names of the supported activations, in the order of their codes."""
+from .choices import ACTIVATIONS
 
 LEAKY_SLOPE = 0.01
 ELU_ALPHA = 1.0

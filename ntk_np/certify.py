@@ -91,6 +91,7 @@ from scipy.linalg import LinAlgError
 from scipy.linalg.lapack import dgejsv, dgeqrf, dtpqrt
 from threadpoolctl import threadpool_limits
 
+from .choices import CERTIFY_POLICIES
 from .kernel import (
     DEFAULT_MEMORY_BUDGET,
     MemoryBudgetError,
@@ -101,9 +102,6 @@ from .network import Network, backward, check_inputs, forward
 from .spectrum import EPS, Spectrum
 
 logger = logging.getLogger(__name__)
-
-CERTIFY_POLICIES: tuple[str, ...] = ("never", "auto", "always")
-"""When to run the ``qr`` route: never, when ``eigh`` is unresolved, or always."""
 
 LAMBDA_MIN_METHODS: tuple[str, ...] = ("eigh", "qr")
 """Names of the routes that produce a ``lambda_min``."""

@@ -15,7 +15,7 @@ import re
 
 import numpy as np
 
-from .certify import CERTIFY_POLICIES
+from .choices import CERTIFY_POLICIES
 from .data import EMBEDDED_CLASSES, DataError, load_sample
 
 DEFAULT_N_PER_CLASS = 100

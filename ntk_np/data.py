@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import hashlib
 import importlib.resources
 import logging
 import math
@@ -67,6 +68,14 @@ PathLike = str | os.PathLike[str]
 
 class DataError(ValueError):
     """Invalid input value or unreadable, malformed or inconsistent data file."""
+
+
+def data_fingerprint(X: np.ndarray) -> str:
+    """Return a SHA-256 hex digest of the float64 data and its shape."""
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    digest = hashlib.sha256(str(X.shape).encode())
+    digest.update(X.tobytes())
+    return digest.hexdigest()
 
 
 def _one_line(exc: BaseException) -> str:

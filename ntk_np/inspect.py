@@ -16,8 +16,9 @@ resolution floor is also computed from a QR factorisation of the Jacobian
 (:mod:`ntk_np.certify`) and printed with its error bound. The files show the
 ``eigh`` values only.
 
-The library code lives in :mod:`ntk_np.inspection`, because ``ntk_np`` imports
-it and ``python -m`` warns when it runs a module that is already imported.
+The library code lives in :mod:`ntk_np.inspection` and loads once the
+arguments have been parsed, so that ``--help`` and usage errors print without
+loading Numba and SciPy.
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from .activations import ACTIVATIONS
-from .certify import CertifiedEigenvalue, certify_lambda_min
+from .choices import ACTIVATIONS, METHODS, PARAMETRIZATIONS
 from .cli import (
     UsageError,
     _Parser,
@@ -39,10 +40,12 @@ from .cli import (
     load_data_from_args,
 )
 from .data import CLASS_NAMES, DataError
-from .inspection import InspectResult, inspect_network, write_inspection
-from .kernel import METHODS
-from .network import PARAMETRIZATIONS, Network, make_network
 from .report import add_figure_options
+
+if TYPE_CHECKING:
+    from .certify import CertifiedEigenvalue
+    from .inspection import InspectResult
+    from .network import Network
 
 # Not __name__, which is "__main__" under python -m ntk_np.inspect.
 logger = logging.getLogger("ntk_np.inspect")
@@ -156,6 +159,8 @@ def _network_from_args(args, n_inputs: int) -> Network:
         raise UsageError(f"--depth must be at least 2, got {args.depth}")
     if args.seed < 0:
         raise UsageError(f"--seed must be at least 0, got {args.seed}")
+    from .network import make_network
+
     return make_network(
         args.width,
         args.depth,
@@ -171,6 +176,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args)
+    # The computing modules load once the arguments have been parsed.
+    from .certify import certify_lambda_min
+    from .inspection import inspect_network, write_inspection
+
     try:
         X, y, label = load_data_from_args(args)
         network = _network_from_args(args, X.shape[1])

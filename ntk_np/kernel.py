@@ -30,6 +30,7 @@ from numba import njit
 from scipy.linalg.blas import dsyrk
 
 from .activations import scale_by_slope
+from .choices import DEFAULT_MEMORY_BUDGET, METHODS
 from .network import (
     Network,
     check_architecture,
@@ -44,16 +45,10 @@ from .network import (
 
 logger = logging.getLogger(__name__)
 
-METHODS: tuple[str, ...] = ("layerwise", "jacobian")
-"""Names of the kernel routes."""
-
 
 class MemoryBudgetError(ValueError):
     """A memory budget too small for one block of the Jacobian of a network."""
 
-
-DEFAULT_MEMORY_BUDGET = 1 << 30
-"""Default memory budget of the ``jacobian`` route, in bytes (1 GiB)."""
 
 # A 2 MiB block is still in cache when dsyrk reads it back. Among blocks of 1 to
 # 16 MiB, 1 to 4 MiB ran fastest on an AMD EPYC (Zen 4, 1 MiB of L2 per core).

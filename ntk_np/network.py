@@ -37,9 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .activations import activation_code, affine_activate, scale_by_slope
-
-PARAMETRIZATIONS: tuple[str, ...] = ("thesis", "ntk")
-"""Names of the supported parametrisations."""
+from .choices import PARAMETRIZATIONS
 
 _HIDDEN_STREAM = 0x48494444  # tags keep the two seed sequences apart
 _OUTPUT_STREAM = 0x4F555450

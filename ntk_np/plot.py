@@ -1149,7 +1149,7 @@ def render_results(
     Parameters
     ----------
     folder : path
-        A results folder written by :func:`ntk_np.sweep.run_sweep`.
+        A results folder written by :func:`ntk_np.run_sweep`.
     image_format : {'png', 'pdf', 'svg'}, default='png'
     shared_scale : bool, default=False
         See :func:`write_sweep_figures`.

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .activations import ACTIVATIONS
+from .choices import ACTIVATIONS
 
 COLUMNS: tuple[str, ...] = (
     "activation",

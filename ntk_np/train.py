@@ -56,6 +56,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -63,8 +64,7 @@ from tqdm.auto import tqdm
 
 from . import report as rep
 from . import results as res
-from .activations import ACTIVATIONS
-from .certify import CERTIFY_POLICIES, certify_lambda_min
+from .choices import ACTIVATIONS, BOUND_NAMES, CERTIFY_POLICIES, MODES, PARAMETRIZATIONS
 from .cli import (
     UsageError,
     _Parser,
@@ -76,17 +76,10 @@ from .cli import (
     load_data_from_args,
     parse_int_list,
 )
-from .data import DataError
-from .network import PARAMETRIZATIONS, make_network
-from .sweep import data_fingerprint
-from .training import (
-    BOUND_NAMES,
-    MODES,
-    KernelComparison,
-    TrainingResult,
-    compare_with_kernel,
-    train_network,
-)
+from .data import DataError, data_fingerprint
+
+if TYPE_CHECKING:
+    from .training import KernelComparison, TrainingResult
 
 logger = logging.getLogger("ntk_np.train")
 
@@ -251,6 +244,11 @@ def _init_worker(X, y, report_epoch) -> None:
 
 
 def _train_job(job: TrainingJob, options: dict) -> TrainingRun:
+    # Imported here, so that the parser and --help load no Numba or SciPy.
+    from .certify import certify_lambda_min
+    from .network import make_network
+    from .training import compare_with_kernel, train_network
+
     spec = job.spec
     network = make_network(
         spec.width,

@@ -37,6 +37,7 @@ from numba import njit
 
 from .activations import _value_and_slope, activation_code
 from .certify import CertifiedEigenvalue, eigh_lambda_min
+from .choices import BOUND_NAMES, MODES
 from .kernel import empirical_ntk
 from .network import (
     Network,
@@ -51,9 +52,6 @@ from .network import (
 from .spectrum import Spectrum, kernel_spectrum
 
 logger = logging.getLogger(__name__)
-
-MODES: tuple[str, ...] = ("sgd", "gd")
-"""Training modes: stochastic gradient descent and full-batch gradient descent."""
 
 STATUSES: tuple[str, ...] = ("ok", "diverged", "non-finite")
 """Outcomes of a run: finished, stopped on a growing loss, stopped on NaN or inf."""
@@ -733,10 +731,6 @@ def prediction_gap(losses, predicted) -> tuple[float, float]:
 # ---------------------------------------------------------------------------
 # Convergence bounds from lambda_min of the initial kernel.
 # ---------------------------------------------------------------------------
-
-
-BOUND_NAMES: tuple[str, ...] = ("du", "flow", "flow_study", "gd")
-"""Names of the bounds that :func:`loss_bounds` returns, in order."""
 
 
 @dataclass(frozen=True, eq=False)

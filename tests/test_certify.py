@@ -20,6 +20,7 @@ from scipy.linalg import eigh, svdvals
 
 import ntk_np
 from ntk_np import results as res
+from ntk_np import run_sweep
 from ntk_np.certify import (
     backward_error_constant,
     certified_lambda_min,
@@ -34,7 +35,6 @@ from ntk_np.certify import (
 from ntk_np.cli import UsageError
 from ntk_np.kernel import jacobian_ntk, per_sample_gradients
 from ntk_np.spectrum import EPS, kernel_spectrum
-from ntk_np.sweep import run_sweep
 
 ACTIVATIONS = ("relu", "elu", "leaky_relu", "sigmoid")
 

@@ -4,6 +4,8 @@ commands, through argparse and through each command's ``main()``."""
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -124,3 +126,50 @@ def test_commands_run_with_data(command, npz_file, tmp_path):
     out = tmp_path / "out"
     assert main([*argv, "--data", str(npz_file), "--out", str(out), "-q"]) == 0
     assert out.is_dir()
+
+
+# Loaded only once a command has valid arguments and starts computing.
+HEAVY_MODULES = ("numba", "scipy", "matplotlib")
+
+_IMPORT_CHECK = """
+import sys
+import ntk_np
+{body}
+print(",".join(m for m in {heavy!r} if m in sys.modules))
+"""
+
+
+def _heavy_modules_loaded(body: str) -> list[str]:
+    code = _IMPORT_CHECK.format(body=body, heavy=HEAVY_MODULES)
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    return [m for m in run.stdout.strip().split(",") if m]
+
+
+def test_import_loads_no_heavy_modules():
+    assert _heavy_modules_loaded("ntk_np.__version__") == []
+
+
+@pytest.mark.parametrize("command", ["sweep", "inspect", "train"])
+def test_help_loads_no_heavy_modules(command):
+    body = f"from ntk_np import {command}\n{command}.build_parser().format_help()"
+    assert _heavy_modules_loaded(body) == []
+
+
+def test_first_use_of_a_name_loads_its_module():
+    body = (
+        "kernel = ntk_np.empirical_ntk\n"
+        "assert kernel.__module__ == 'ntk_np.kernel'\n"
+        "assert ntk_np.results.COLUMNS[0] == 'activation'"
+    )
+    assert "numba" in _heavy_modules_loaded(body)
+
+
+def test_package_exports_resolve():
+    import ntk_np
+
+    for name in ntk_np.__all__:
+        assert getattr(ntk_np, name) is not None
+    with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
+        _ = ntk_np.nonexistent

@@ -16,9 +16,8 @@ import numpy as np
 import pytest
 
 import ntk_np
-from ntk_np import plot
+from ntk_np import plot, run_sweep
 from ntk_np import results as res
-from ntk_np.sweep import run_sweep
 from ntk_np.train import REPORT_BEGIN, REPORT_END, write_report_section
 
 ACTIVATIONS = ("relu", "sigmoid")

@@ -7,12 +7,11 @@ from pathlib import Path
 import pytest
 
 import ntk_np
-from ntk_np import report, sweep
+from ntk_np import report, run_sweep, sweep
 from ntk_np import results as res
 from ntk_np.cli import parse_int_list
 from ntk_np.inspection import inspect_network
 from ntk_np.report import FigureFile
-from ntk_np.sweep import run_sweep
 
 
 @pytest.fixture(scope="module")

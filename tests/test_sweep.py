@@ -23,9 +23,9 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 import ntk_np
 from ntk_np import results as res
-from ntk_np import sweep as sweep_module
+from ntk_np import run_sweep, sweeping
 from ntk_np.cli import UsageError, parse_int_list
-from ntk_np.sweep import build_parser, main, run_sweep
+from ntk_np.sweep import build_parser, main
 
 HEADER = (
     "activation,width,depth,seed,parametrization,n_samples,lambda_min,lambda_max,"
@@ -534,8 +534,7 @@ def test_run_sweep_leaves_blas_threads_alone(X):
 
 
 def test_run_sweep_is_exported():
-    # README ("Python API") and the package docstring call ntk_np.run_sweep;
-    # today only ntk_np.sweep.run_sweep exists.
+    # README ("Python API") and the package docstring call ntk_np.run_sweep.
     assert getattr(ntk_np, "run_sweep", None) is run_sweep
 
 
@@ -837,7 +836,7 @@ def test_cli_interrupt_is_one_line(tmp_path, capsys, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(sweep_module, "run_sweep", interrupted)
+    monkeypatch.setattr(sweeping, "run_sweep", interrupted)
     assert main([*SMALL_CLI, "--out", str(out)]) == 130
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1

@@ -14,7 +14,7 @@ import math
 import pytest
 
 import ntk_np
-from ntk_np.sweep import run_sweep
+from ntk_np import run_sweep
 from ntk_np.train import (
     DRIFT_COLUMNS,
     REPORT_BEGIN,
