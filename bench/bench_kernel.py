@@ -11,6 +11,11 @@ the N = 200 images of :func:`ntk_np.load_sample`, float64):
     beat.
 ``layerwise``, ``jacobian``
     The two kernel routes.
+``forward_blas``, ``layerwise_blas``
+    The BLAS calls of ``forward`` and of ``layerwise`` alone, on arrays of the
+    same shapes: the GEMMs of the forward pass, and those plus the GEMMs of the
+    backward pass and one ``syrk`` per Gram matrix. The ratios to them show how
+    much time goes to anything but BLAS.
 ``syrk_floor``
     One ``dsyrk`` update of a block of the shape that ``jacobian`` streams,
     scaled by the number of blocks: the BLAS work the ``jacobian`` route does.
@@ -84,6 +89,52 @@ def test_layerwise(benchmark, X, width, depth):
     benchmark.extra_info["id"] = f"layerwise[{_label(width, depth)}]"
     theta = benchmark(layerwise_ntk, net, X)
     assert theta.shape == (X.shape[0], X.shape[0])
+
+
+def _forward_gemms(X, hidden):
+    x = X
+    for W in hidden:
+        x = x @ W.T
+    return x
+
+
+def _layerwise_blas(X, hidden, outputs):
+    _forward_gemms(X, hidden)
+    # The backward pass: delta(l) = delta(l+1) W(l+1), l = depth-2 .. 1.
+    delta = outputs[-1]
+    for W in reversed(hidden[1:]):
+        delta = delta @ W
+    # One Gram matrix of the inputs of each layer and one of each delta.
+    for a in [X, *outputs]:
+        dsyrk(1.0, a)
+    for a in outputs:
+        dsyrk(1.0, a)
+
+
+def _blas_operands(X, width, depth):
+    net = _network(width, depth)
+    hidden = net.weights[:-1]
+    outputs = [
+        np.random.default_rng(l).standard_normal((X.shape[0], width))
+        for l in range(depth - 1)
+    ]
+    return hidden, outputs
+
+
+@pytest.mark.parametrize("width, depth", _params(CASES))
+def test_forward_blas(benchmark, X, width, depth):
+    hidden, _ = _blas_operands(X, width, depth)
+    benchmark.group = f"kernel {_label(width, depth)}"
+    benchmark.extra_info["id"] = f"forward_blas[{_label(width, depth)}]"
+    benchmark(_forward_gemms, X, hidden)
+
+
+@pytest.mark.parametrize("width, depth", _params(CASES))
+def test_layerwise_blas(benchmark, X, width, depth):
+    hidden, outputs = _blas_operands(X, width, depth)
+    benchmark.group = f"kernel {_label(width, depth)}"
+    benchmark.extra_info["id"] = f"layerwise_blas[{_label(width, depth)}]"
+    benchmark(_layerwise_blas, X, hidden, outputs)
 
 
 def _block_columns(n_samples):

@@ -48,6 +48,27 @@ RATIOS = (
         2.0,
     ),
     (
+        "forward / its GEMMs, 1000x10",
+        "forward[1000x10]",
+        "forward_blas[1000x10]",
+        None,
+        None,
+    ),
+    (
+        "layerwise / its GEMMs and syrks, 1000x10",
+        "layerwise[1000x10]",
+        "layerwise_blas[1000x10]",
+        None,
+        None,
+    ),
+    (
+        "layerwise BLAS calls / forward GEMMs, 1000x10",
+        "layerwise_blas[1000x10]",
+        "forward_blas[1000x10]",
+        None,
+        None,
+    ),
+    (
         "jacobian / (dsyrk block x blocks), 200x3",
         "jacobian[200x3]",
         "syrk_floor[200x3]",

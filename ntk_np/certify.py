@@ -95,10 +95,11 @@ from .choices import CERTIFY_POLICIES
 from .kernel import (
     DEFAULT_MEMORY_BUDGET,
     MemoryBudgetError,
+    _backward_over_slopes,
     jacobian_blocks,
     jacobian_memory_needed,
 )
-from .network import Network, backward, check_inputs, forward
+from .network import Network, check_inputs, forward
 from .spectrum import EPS, Spectrum
 
 logger = logging.getLogger(__name__)
@@ -410,9 +411,11 @@ def layer_factor_blocks(
     """
     X = check_inputs(network, X)
     passed = forward(network, X)
-    delta = backward(network, passed)
     A = passed.A
-    del passed  # the activation slopes are no longer needed
+    # The deltas overwrite the activation slopes, which share one buffer with
+    # the layer outputs and so could not be freed on their own.
+    delta = _backward_over_slopes(network.weights, network.multipliers, passed.S)
+    del passed
     n = X.shape[0]
     sizes = network.layer_sizes
     # One block must hold a row of R1 times all rows of R2.
