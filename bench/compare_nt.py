@@ -14,6 +14,13 @@ environment, so one run of this script has two sides:
    warmed up before timing), in float64, checks it against ntk_np's kernel and
    prints the ratio.
 
+Each side also times its own forward pass of the same batch (``apply_fn``
+under ``jax.jit``, :func:`ntk_np.forward`), and the JAX side counts the dot
+products in the compiled kernel: those with an (N, width) result are the GEMMs
+of the forward and backward pass, and those with an (N, N) result are Gram
+matrices. Kernel time over forward time shows how much work beyond one forward
+pass each implementation does.
+
 ntk_np is timed again after the JAX side and the best of both is kept, so
 that a burst of load on a shared machine does not favour either side. Both run
 on ``--threads`` threads (default 1, the BLAS setting of the sweep; XLA is
@@ -28,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -72,6 +80,15 @@ def _import_neural_tangents():
     return jax, nt
 
 
+def _count_dots(hlo_text: str) -> dict:
+    """Count the dot instructions of compiled HLO text by result shape."""
+    counts: dict = {}
+    for match in re.finditer(r"= f64\[([0-9,]*)\]\{[0-9,]*\} dot\(", hlo_text):
+        shape = "x".join(match.group(1).split(","))
+        counts[shape] = counts.get(shape, 0) + 1
+    return counts
+
+
 def nt_side(path: str, repeats: int) -> int:
     jax, nt = _import_neural_tangents()
     import jax.numpy as jnp
@@ -114,6 +131,12 @@ def nt_side(path: str, repeats: int) -> int:
         start = time.perf_counter()
         kernel_fn(X, None, params).block_until_ready()
         compile_seconds = time.perf_counter() - start
+        forward_fn = jax.jit(apply_fn)
+        forward_fn(params, X).block_until_ready()
+        forward_seconds, _ = best_of(
+            lambda f=forward_fn, p=params: f(p, X).block_until_ready(), repeats
+        )
+        dots = _count_dots(kernel_fn.lower(X, None, params).compile().as_text())
         seconds, theta = best_of(
             lambda f=kernel_fn, p=params: f(X, None, p).block_until_ready(), repeats
         )
@@ -124,6 +147,8 @@ def nt_side(path: str, repeats: int) -> int:
             {
                 "name": case["name"],
                 "seconds": seconds,
+                "forward_seconds": forward_seconds,
+                "dots": dots,
                 "first_call_seconds": compile_seconds,
                 "relative_difference": error,
             }
@@ -155,7 +180,9 @@ def ntk_np_side(args) -> int:
             out = {}
             for name, net in networks.items():
                 ntk_np.layerwise_ntk(net, X)
-                out[name] = best_of(lambda n=net: ntk_np.layerwise_ntk(n, X), 5)
+                kernel = best_of(lambda n=net: ntk_np.layerwise_ntk(n, X), 5)
+                forward, _ = best_of(lambda n=net: ntk_np.forward(n, X), 5)
+                out[name] = (kernel[0], kernel[1], forward)
             return out
 
     before = time_ours()
@@ -203,6 +230,7 @@ def ntk_np_side(args) -> int:
     for result in theirs["results"]:
         name = result["name"]
         ours = min(before[name][0], after[name][0])
+        our_forward = min(before[name][2], after[name][2])
         error = result["relative_difference"]
         status = "ok" if error <= 1e-10 else "MISMATCH"
         print(
@@ -211,6 +239,16 @@ def ntk_np_side(args) -> int:
             f"compilation {result['first_call_seconds']:.2f} s), ratio "
             f"{result['seconds'] / ours:.2f}x; relative difference {error:.2e} "
             f"({status})"
+        )
+        dots = ", ".join(
+            f"{count} of {shape}" for shape, count in result["dots"].items()
+        )
+        print(
+            f"  forward pass: ntk_np {our_forward:.4f} s, JAX "
+            f"{result['forward_seconds']:.4f} s; kernel / forward: ntk_np "
+            f"{ours / our_forward:.2f}, neural-tangents "
+            f"{result['seconds'] / result['forward_seconds']:.2f}; dot products "
+            f"in the compiled kernel: {dots}"
         )
     return 0
 
