@@ -1383,12 +1383,12 @@ def kernel_drift_figure(results: Sequence, run_label: str) -> Figure:
             snapshot = {k.epoch: k for k in result.kernels}.get(epoch)
             if snapshot is None:
                 continue
-            first = result.kernels[0].spectrum
+            first = result.kernels[0].lambda_min
             widths.append(result.network.width)
             changes.append(snapshot.relative_change)
-            resolved = not (first.below_floor or snapshot.spectrum.below_floor)
+            resolved = first.resolved and snapshot.lambda_min.resolved
             ratios.append(
-                snapshot.spectrum.lambda_min / first.lambda_min if resolved else np.nan
+                snapshot.lambda_min.value / first.value if resolved else np.nan
             )
         left.plot(widths, changes, marker="o", color=color, label=f"epoch {epoch}")
         right.plot(widths, ratios, marker="o", color=color, label=f"epoch {epoch}")

@@ -23,7 +23,8 @@ Into ``--out`` it writes:
     One row per network: settings, final losses, prediction gap, spectrum.
 ``kernel_drift.csv``
     One row per network and recorded epoch: the kernel's relative change and
-    its smallest eigenvalue.
+    its smallest eigenvalue, with its route and error bound under
+    ``--certify`` as in the sweep's ``results.csv``.
 ``figures/``
     Drawn by :func:`ntk_np.plot.write_training_figures`.
 ``report.md``
@@ -245,7 +246,6 @@ def _init_worker(X, y, report_epoch) -> None:
 
 def _train_job(job: TrainingJob, options: dict) -> TrainingRun:
     # Imported here, so that the parser and --help load no Numba or SciPy.
-    from .certify import certify_lambda_min
     from .network import make_network
     from .training import compare_with_kernel, train_network
 
@@ -274,11 +274,9 @@ def _train_job(job: TrainingJob, options: dict) -> TrainingRun:
         seed=options["seed"],
         kernel_epochs=options["kernel_epochs"],
         callback=callback,
+        certify=options["certify"],
     )
-    certified = certify_lambda_min(
-        result.initial_kernel.spectrum, network, _X, options["certify"]
-    )
-    return TrainingRun(job, result, compare_with_kernel(result, certified))
+    return TrainingRun(job, result, compare_with_kernel(result))
 
 
 def train_jobs(
@@ -317,7 +315,8 @@ def train_jobs(
     progress : bool, default=False
         Show a progress bar of epochs on standard error.
     certify : {'never', 'auto', 'always'}, default='auto'
-        When the bounds take the initial ``lambda_min`` from the QR route of
+        When a recorded kernel's ``lambda_min``, and with the initial one the
+        bounds, comes from the QR route of
         :func:`ntk_np.certify.certify_lambda_min` instead of ``eigh``.
 
     Returns
@@ -453,8 +452,11 @@ DRIFT_COLUMNS: tuple[str, ...] = (
     "lambda_max",
     "resolution_floor",
     "below_floor",
+    "lambda_min_eigh",
+    "lambda_min_method",
+    "lambda_min_bound",
 )
-"""Columns of ``kernel_drift.csv``."""
+"""Columns of ``kernel_drift.csv``, with ``lambda_min`` as in ``results.csv``."""
 
 
 def _cell(value) -> str:
@@ -559,6 +561,7 @@ def drift_rows(runs: Sequence[TrainingRun]):
         network = run.result.network
         for snapshot in run.result.kernels:
             spectrum = snapshot.spectrum
+            lambda_min = snapshot.lambda_min
             yield {
                 "network": str(run.job.spec),
                 "activation": network.activation,
@@ -566,10 +569,13 @@ def drift_rows(runs: Sequence[TrainingRun]):
                 "depth": network.depth,
                 "epoch": snapshot.epoch,
                 "relative_change": snapshot.relative_change,
-                "lambda_min": spectrum.lambda_min,
+                "lambda_min": lambda_min.value,
                 "lambda_max": spectrum.lambda_max,
                 "resolution_floor": spectrum.resolution_floor,
-                "below_floor": spectrum.below_floor,
+                "below_floor": not lambda_min.resolved,
+                "lambda_min_eigh": spectrum.lambda_min,
+                "lambda_min_method": lambda_min.method,
+                "lambda_min_bound": lambda_min.bound,
             }
 
 

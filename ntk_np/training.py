@@ -36,8 +36,8 @@ import numpy as np
 from numba import njit
 
 from .activations import _value_and_slope, activation_code
-from .certify import CertifiedEigenvalue, eigh_lambda_min
-from .choices import BOUND_NAMES, MODES
+from .certify import CertifiedEigenvalue, certify_lambda_min, eigh_lambda_min
+from .choices import BOUND_NAMES, CERTIFY_POLICIES, MODES
 from .kernel import empirical_ntk
 from .network import (
     Network,
@@ -364,12 +364,16 @@ class KernelSnapshot:
     spectrum : Spectrum
     relative_change : float
         ``||Theta_epoch - Theta_0||_F / ||Theta_0||_F``.
+    lambda_min : CertifiedEigenvalue
+        The smallest eigenvalue with its route and error bound, under the
+        ``certify`` policy of :func:`train_network`.
     """
 
     epoch: int
     theta: np.ndarray = field(repr=False)
     spectrum: Spectrum = field(repr=False)
     relative_change: float
+    lambda_min: CertifiedEigenvalue = field(repr=False)
 
 
 @dataclass(eq=False)
@@ -431,12 +435,14 @@ class TrainingResult:
         return float(self.losses[self.epochs_completed])
 
 
-def _snapshot(network: Network, X, epoch: int, theta0) -> KernelSnapshot:
+def _snapshot(network: Network, X, epoch: int, theta0, certify: str) -> KernelSnapshot:
     theta = empirical_ntk(network, X)
     change = 0.0
     if theta0 is not None:
         change = float(np.linalg.norm(theta - theta0) / np.linalg.norm(theta0))
-    return KernelSnapshot(epoch, theta, kernel_spectrum(theta), change)
+    spectrum = kernel_spectrum(theta)
+    lambda_min = certify_lambda_min(spectrum, network, X, certify)
+    return KernelSnapshot(epoch, theta, spectrum, change, lambda_min)
 
 
 def _check_stop(loss: float, initial: float, factor: float) -> tuple[str, str]:
@@ -462,6 +468,7 @@ def train_network(
     kernel_epochs: Iterable[int] = (),
     divergence_factor: float = DEFAULT_DIVERGENCE_FACTOR,
     callback: Callable[[int, float], None] | None = None,
+    certify: str = "auto",
 ) -> TrainingResult:
     """Train a network by gradient descent on the mean squared error.
 
@@ -498,6 +505,10 @@ def train_network(
     divergence_factor : float, default=1e6
     callback : callable, optional
         Called as ``callback(epoch, loss)`` after every epoch.
+    certify : {'never', 'auto', 'always'}, default='auto'
+        When to compute each recorded kernel's ``lambda_min`` by the ``qr``
+        route of :mod:`ntk_np.certify` instead of ``eigh``, as for
+        :func:`ntk_np.run_sweep`.
 
     Returns
     -------
@@ -517,6 +528,11 @@ def train_network(
     seed = _check_int("seed", seed, 0)
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; expected one of " + ", ".join(MODES))
+    if certify not in CERTIFY_POLICIES:
+        raise ValueError(
+            f"unknown certify policy {certify!r}; expected one of "
+            + ", ".join(CERTIFY_POLICIES)
+        )
     if mode == "gd":
         batch_size = n_samples
     batch_size = _check_int("batch_size", batch_size, 1)
@@ -546,7 +562,7 @@ def train_network(
     kernels = []
     theta0 = None
     if requested_epochs:
-        kernels.append(_snapshot(current, X, 0, None))
+        kernels.append(_snapshot(current, X, 0, None, certify))
         theta0 = kernels[0].theta
     status, message = _check_stop(losses[0], losses[0], divergence_factor)
     completed = 0
@@ -564,7 +580,7 @@ def train_network(
         completed = epoch
         status, message = _check_stop(losses[epoch], losses[0], divergence_factor)
         if status == "ok" and epoch in requested_epochs:
-            kernels.append(_snapshot(current, X, epoch, theta0))
+            kernels.append(_snapshot(current, X, epoch, theta0, certify))
         if callback is not None:
             callback(epoch, losses[epoch])
 
@@ -903,8 +919,8 @@ def compare_with_kernel(
     """Compute the linearised prediction, its gap and the bounds of a run.
 
     ``certified`` is the initial kernel's ``lambda_min`` from
-    :func:`ntk_np.certify.certify_lambda_min`; without it, the ``eigh`` value
-    of the recorded initial kernel is used.
+    :func:`ntk_np.certify.certify_lambda_min`; without it, the value recorded
+    with the initial kernel under the run's ``certify`` policy is used.
 
     Raises
     ------
@@ -914,6 +930,8 @@ def compare_with_kernel(
     predicted = predict_linearized(result)
     gap, ratio = prediction_gap(result.losses, predicted)
     spectrum = result.initial_kernel.spectrum
+    if certified is None:
+        certified = result.initial_kernel.lambda_min
     n_samples = result.initial_residual.shape[0]
     bounds = loss_bounds(
         result.losses[0],
@@ -925,8 +943,6 @@ def compare_with_kernel(
         result.batch_size,
         certified,
     )
-    if certified is None:
-        certified = eigh_lambda_min(spectrum)
     return KernelComparison(predicted, gap, ratio, spectrum, bounds, certified)
 
 

@@ -106,6 +106,25 @@ def test_kernel_drift_csv(basic_run):
     assert tuple(rows[0]) == DRIFT_COLUMNS
     epochs = sorted(int(r["epoch"]) for r in rows if r["network"] == "relu:10:3")
     assert epochs == [0, 1, 2]
+    for row in rows:
+        assert row["lambda_min_method"] == "eigh"
+        assert row["lambda_min"] == row["lambda_min_eigh"]
+
+
+def test_kernel_drift_csv_certifies(tmp_path):
+    # Sigmoid 4x14 kernels are below eigh's floor at every epoch, so each
+    # drift row takes lambda_min from the QR route.
+    out = tmp_path / "deep"
+    argv = [*QUICK, "--networks", "sigmoid:4:14", "--drift-widths", "4"]
+    argv += ["--drift-activation", "sigmoid", "--drift-depth", "14"]
+    assert run([*argv, "--kernel-epochs", "0,1,2", "--out", str(out)]) == 0
+    rows = read_csv(out / "kernel_drift.csv")
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
+    for row in rows:
+        assert row["lambda_min_method"] == "qr"
+        assert row["below_floor"] == "false"
+        assert float(row["lambda_min"]) > float(row["lambda_min_bound"])
+        assert float(row["lambda_min_eigh"]) <= float(row["resolution_floor"])
 
 
 def test_figures_written(basic_run):

@@ -231,6 +231,7 @@ def test_growing_loss_is_diverged(sample):
         ({"epochs": -1}, "epochs"),
         ({"mode": "adam"}, "mode"),
         ({"divergence_factor": 1.0}, "divergence_factor"),
+        ({"certify": "sometimes"}, "certify"),
     ],
 )
 def test_invalid_settings_raise(sample, options, name):
@@ -355,6 +356,27 @@ def test_bounds_use_certified_lambda_min():
     flow = bounds["flow"].values
     assert flow is not None
     np.testing.assert_allclose(flow[-1], np.exp(-4 * 5e-11 * 1e-3 * 200 * 10 / 200))
+
+
+def test_snapshots_certify_below_floor():
+    # A deep, narrow sigmoid network: every recorded kernel's eigh lambda_min is
+    # below its floor, so 'auto' takes each from the QR route.
+    X, y = ntk_np.load_sample(n_per_class=6)
+    network = make_network(4, 14, "sigmoid")
+    options = {"learning_rate": 1e-3, "epochs": 2, "kernel_epochs": (1, 2)}
+    result = train_network(network, X, y, certify="auto", **options)
+    assert [k.epoch for k in result.kernels] == [0, 1, 2]
+    for snapshot in result.kernels:
+        assert snapshot.spectrum.below_floor
+        assert snapshot.lambda_min.method == "qr"
+        assert snapshot.lambda_min.resolved
+    comparison = compare_with_kernel(result)
+    assert comparison.lambda_min is result.kernels[0].lambda_min
+
+    plain = train_network(network, X, y, certify="never", **options)
+    for snapshot in plain.kernels:
+        assert snapshot.lambda_min.method == "eigh"
+        assert snapshot.lambda_min.value == snapshot.spectrum.lambda_min
 
 
 def test_bounds_in_sgd_mode():
