@@ -18,6 +18,7 @@ import json
 import logging
 import multiprocessing
 import os
+import queue
 import signal
 import time
 from collections.abc import Sequence
@@ -98,6 +99,7 @@ def _check_grid(name, values, minimum):
 
 # Worker state, set once per process by _init_worker.
 _X: np.ndarray | None = None
+_RESULTS = None  # the queue that carries each kernel's row to the main process
 
 
 def _set_data(X: np.ndarray) -> None:
@@ -105,23 +107,28 @@ def _set_data(X: np.ndarray) -> None:
     _X = X
 
 
-def _init_worker(X: np.ndarray) -> None:
+def _init_worker(X: np.ndarray, results) -> None:
+    global _RESULTS
     _set_data(X)
+    _RESULTS = results
     threadpool_limits(1, user_api="blas")
     # Ctrl-C reaches the main process, which stops the workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _compute_group(task):
+def _compute_group(task, emit) -> int:
     """Compute the kernels of one (width, seed) for several activations and depths.
 
     ``task[2]`` is a tuple of ``(activation, depths)``. With the layerwise
     route the hidden layers are drawn once for all of them: every network of
-    one seed and width takes its hidden layers from the same stream.
+    one seed and width takes its hidden layers from the same stream. Each
+    kernel's row and eigenvalues go to ``emit(row, eigenvalues)`` as soon as
+    they are known, so that an interrupted task loses at most one kernel.
+    Returns the number of kernels computed.
     """
     width, seed, plan, parametrization, method, budget, certify = task
     X = _X
-    out = []
+    count = 0
     # A row's seconds run from the end of the previous row, so the first row
     # also counts drawing the shared hidden layers.
     start = time.perf_counter()
@@ -176,8 +183,53 @@ def _compute_group(task):
                 "lambda_min_bound": lambda_min.bound,
             }
             start = now
-            out.append((row, spectrum.eigenvalues))
-    return out
+            emit(row, spectrum.eigenvalues)
+            count += 1
+    return count
+
+
+def _compute_group_in_worker(task) -> int:
+    return _compute_group(
+        task, lambda row, eigenvalues: _RESULTS.put((row, eigenvalues))
+    )
+
+
+def _run_in_workers(X, tasks, jobs: int, record) -> None:
+    """Run ``tasks`` in spawned worker processes, recording each kernel on arrival.
+
+    The workers send every kernel through a queue as soon as it is computed,
+    and each task returns its count of kernels, so the loop ends once all
+    tasks are done and that many kernels have arrived. A task's exception is
+    raised here as soon as the task fails.
+    """
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    # Leaving the block terminates the workers, so an error or Ctrl-C in this
+    # process stops the sweep at once.
+    with context.Pool(
+        processes=min(jobs, len(tasks)),
+        initializer=_init_worker,
+        initargs=(X, results),
+    ) as pool:
+        pending = [
+            pool.apply_async(_compute_group_in_worker, (task,)) for task in tasks
+        ]
+        expected = None
+        received = 0
+        while expected is None or received < expected:
+            try:
+                row, eigenvalues = results.get(timeout=0.1)
+            except queue.Empty:
+                pass
+            else:
+                record(row, eigenvalues)
+                received += 1
+                continue
+            for task_result in pending:
+                if task_result.ready() and not task_result.successful():
+                    task_result.get()  # raises the worker's exception
+            if expected is None and all(r.ready() for r in pending):
+                expected = sum(r.get() for r in pending)
 
 
 def _check_memory_budget(budget, shape, width, depth, method, certify) -> None:
@@ -386,17 +438,14 @@ def run_sweep(
     # Widest networks first, so the slowest tasks do not start last.
     tasks.sort(key=lambda t: -t[0] * t[0] * sum(max(d) for _, d in t[2]))
 
-    def record(group):
-        for row, eigenvalues in group:
-            key = res.kernel_key(
-                row["activation"], row["width"], row["depth"], row["seed"]
-            )
-            rows[key] = row
-            spectra[key] = eigenvalues
-            if out_path is not None:
-                np.save(out_path / "spectra" / f"{key}.npy", eigenvalues)
-                res.append_result(out_path / "results.csv", row)
-        bar.update(len(group))
+    def record(row, eigenvalues):
+        key = res.kernel_key(row["activation"], row["width"], row["depth"], row["seed"])
+        rows[key] = row
+        spectra[key] = eigenvalues
+        if out_path is not None:
+            np.save(out_path / "spectra" / f"{key}.npy", eigenvalues)
+            res.append_result(out_path / "results.csv", row)
+        bar.update(1)
 
     bar = tqdm(total=n_todo, unit="kernel", disable=not progress, dynamic_ncols=True)
     with bar:
@@ -404,18 +453,9 @@ def run_sweep(
             _set_data(X)
             with threadpool_limits(1, user_api="blas"):
                 for task in tasks:
-                    record(_compute_group(task))
+                    _compute_group(task, record)
         else:
-            context = multiprocessing.get_context("spawn")
-            # Leaving the block terminates the workers, so an error or Ctrl-C in
-            # this process stops the sweep at once.
-            with context.Pool(
-                processes=min(jobs, len(tasks)),
-                initializer=_init_worker,
-                initargs=(X,),
-            ) as pool:
-                for group in pool.imap_unordered(_compute_group, tasks):
-                    record(group)
+            _run_in_workers(X, tasks, jobs, record)
 
     ordered = sorted(rows.values(), key=res.sort_key)
     from_qr = [row for row in ordered if row["lambda_min_method"] == "qr"]

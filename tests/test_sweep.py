@@ -459,6 +459,32 @@ def test_resume_recovers_truncated_line(sweep_one, tmp_path, X):
     assert (out / "results.csv").read_text().endswith("\n")
 
 
+def test_interrupt_keeps_finished_kernels(sweep_one, tmp_path, X, monkeypatch):
+    # One task per (width, seed) computes 4 kernels here; an interrupt in its
+    # third keeps the two before it.
+    out = tmp_path / "stopped"
+    real_spectrum = sweeping.kernel_spectrum
+    calls = []
+
+    def interrupt_third(theta):
+        calls.append(theta)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_spectrum(theta)
+
+    monkeypatch.setattr(sweeping, "kernel_spectrum", interrupt_third)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(X, **GRID, out=out, jobs=1)
+    saved = res.read_results(out / "results.csv")
+    assert len(saved) == 2
+    assert len(list((out / "spectra").iterdir())) == 2
+
+    monkeypatch.setattr(sweeping, "kernel_spectrum", real_spectrum)
+    resumed = run_sweep(X, **GRID, out=out, jobs=1)
+    assert resumed.n_computed == 6
+    assert_rows_equal(resumed.rows, sweep_one.rows, columns=res.COLUMNS[:-1])
+
+
 def test_resume_missing_spectrum_is_recomputed(sweep_one, tmp_path, X):
     out = tmp_path / "copy"
     shutil.copytree(sweep_one.out, out)
