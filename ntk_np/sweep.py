@@ -175,6 +175,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, DataError, MemoryBudgetError) as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
+    except sweeping.WorkerError as err:
+        saved = _count_saved(Path(args.out))
+        print(
+            f"{prog}: error: {err}; {saved} kernels are saved in {args.out}/. "
+            "Run the same command again to resume.",
+            file=sys.stderr,
+        )
+        return 1
     except KeyboardInterrupt:
         saved = _count_saved(Path(args.out))
         print(

@@ -194,6 +194,10 @@ def _compute_group_in_worker(task) -> int:
     )
 
 
+class WorkerError(RuntimeError):
+    """A worker process of the sweep ended before its task was done."""
+
+
 def _run_in_workers(X, tasks, jobs: int, record) -> None:
     """Run ``tasks`` in spawned worker processes, recording each kernel on arrival.
 
@@ -201,6 +205,12 @@ def _run_in_workers(X, tasks, jobs: int, record) -> None:
     and each task returns its count of kernels, so the loop ends once all
     tasks are done and that many kernels have arrived. A task's exception is
     raised here as soon as the task fails.
+
+    Raises
+    ------
+    WorkerError
+        If a worker process ends, for example killed for lack of memory. The
+        pool would start a new worker but never finish the lost task.
     """
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
@@ -211,6 +221,7 @@ def _run_in_workers(X, tasks, jobs: int, record) -> None:
         initializer=_init_worker,
         initargs=(X, results),
     ) as pool:
+        workers = {p.pid for p in multiprocessing.active_children()}
         pending = [
             pool.apply_async(_compute_group_in_worker, (task,)) for task in tasks
         ]
@@ -228,6 +239,12 @@ def _run_in_workers(X, tasks, jobs: int, record) -> None:
             for task_result in pending:
                 if task_result.ready() and not task_result.successful():
                     task_result.get()  # raises the worker's exception
+            alive = {p.pid for p in multiprocessing.active_children()}
+            if not workers <= alive:
+                raise WorkerError(
+                    f"a worker process (pid {min(workers - alive)}) ended before "
+                    "its kernels were done, perhaps killed for lack of memory"
+                )
             if expected is None and all(r.ready() for r in pending):
                 expected = sum(r.get() for r in pending)
 

@@ -11,8 +11,10 @@ import math
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -852,6 +854,65 @@ def test_memory_check_matches_routes(method, certify):
     run_sweep(X, **grid, method=method, certify=certify, memory_budget=need)
     with pytest.raises(UsageError, match="too small"):
         run_sweep(X, **grid, method=method, certify=certify, memory_budget=need - 1)
+
+
+def _child_pids(pid: int) -> list[int]:
+    """Return the pids whose parent is ``pid``, from /proc."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The parent pid is the second field after the parenthesised name.
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            children.append(int(entry.name))
+    return children
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_cli_killed_worker_stops_sweep(tmp_path):
+    # Without the check, the pool starts a new worker and the sweep waits for
+    # the lost task forever; communicate() would time out.
+    out = tmp_path / "r"
+    argv = "--widths 600:1000:100 --depths 2:10 --activations sigmoid relu"
+    argv += " --certify always --jobs 2 --quiet --no-figures"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ntk_np.sweep", *argv.split(), "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env=subprocess_env(),
+    )
+    try:
+        results = out / "results.csv"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            if results.exists() and len(results.read_text().splitlines()) > 1:
+                break
+            time.sleep(0.05)
+        workers = [
+            pid
+            for pid in _child_pids(process.pid)
+            if b"multiprocessing" in Path(f"/proc/{pid}/cmdline").read_bytes()
+            and b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()
+        ]
+        assert workers
+        os.kill(workers[0], signal.SIGKILL)
+        _, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1
+    assert f"worker process (pid {workers[0]}) ended" in lines[0]
+    assert "Run the same command again to resume." in lines[0]
+    assert 1 <= len(res.read_results(results)) < 90
 
 
 def test_cli_interrupt_is_one_line(tmp_path, capsys, monkeypatch):
