@@ -176,20 +176,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
     except sweeping.WorkerError as err:
-        saved = _count_saved(Path(args.out))
-        print(
-            f"{prog}: error: {err}; {saved} kernels are saved in {args.out}/. "
-            "Run the same command again to resume.",
-            file=sys.stderr,
-        )
+        _report_stop(f"{prog}: error: {err}", args.out)
         return 1
     except KeyboardInterrupt:
-        saved = _count_saved(Path(args.out))
-        print(
-            f"{prog}: interrupted; {saved} kernels are saved in {args.out}/. "
-            "Run the same command again to resume.",
-            file=sys.stderr,
-        )
+        _report_stop(f"{prog}: interrupted", args.out)
         return 130
     print(res.format_summary(result.summary))
     if not args.quiet:
@@ -202,6 +192,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.no_figures:
             print(f"figures in {result.out / 'figures'}/; report {report}")
     return 0
+
+
+def _report_stop(reason: str, out: str) -> None:
+    """Print one line: why the sweep stopped, and how many kernels are saved."""
+    saved = _count_saved(Path(out))
+    print(
+        f"{reason}; {saved} kernels are saved in {out}/. "
+        "Run the same command again to resume.",
+        file=sys.stderr,
+    )
 
 
 def _count_saved(out: Path) -> int:
