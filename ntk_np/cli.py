@@ -12,6 +12,7 @@ import argparse
 import logging
 import os
 import re
+import sys
 
 import numpy as np
 
@@ -183,17 +184,44 @@ def add_logging_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+class _StderrHandler(logging.StreamHandler):
+    """A handler that writes each record to the current ``sys.stderr``."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
+_HANDLER_NAME = "ntk_np command line"
+
+
 def configure_logging(args) -> None:
-    """Send the package's log records to standard error at the chosen level."""
-    level = (
-        logging.DEBUG
-        if args.verbose
-        else logging.WARNING
-        if args.quiet
-        else logging.INFO
-    )
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("numba").setLevel(logging.WARNING)
+    """Send the package's log records to standard error at the chosen level.
+
+    Only the ``ntk_np`` loggers change level and gain a handler; the root
+    logger is left alone, so other libraries (Matplotlib's font subsetting,
+    Numba's compiler) log only warnings, as Python does by default.
+    """
+    if args.verbose:
+        level = logging.DEBUG
+    elif args.quiet:
+        level = logging.WARNING
+    else:
+        level = logging.INFO
+    logger = logging.getLogger("ntk_np")
+    logger.setLevel(level)
+    if not any(h.get_name() == _HANDLER_NAME for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.set_name(_HANDLER_NAME)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
 
 
 def add_certify_option(group) -> None:

@@ -15,6 +15,7 @@ usage errors print at once. The computing modules load when a sweep starts.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -146,11 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         X, _, label = load_data_from_args(args)
-        if not args.memory_budget > 0:
-            raise UsageError(
-                f"--memory-budget must be a positive number of MiB, "
-                f"got {args.memory_budget}"
-            )
+        _check_options(args)
         result = sweeping.run_sweep(
             X,
             widths=args.widths,
@@ -192,6 +189,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.no_figures:
             print(f"figures in {result.out / 'figures'}/; report {report}")
     return 0
+
+
+def _check_options(args) -> None:
+    """Raise UsageError, naming the option, for values the parser cannot check."""
+    for option, values, minimum in (
+        ("--widths", args.widths, 1),
+        ("--depths", args.depths, 2),
+        ("--seeds", args.seeds, 0),
+    ):
+        if values and min(values) < minimum:
+            raise UsageError(f"{option} must be at least {minimum}, got {min(values)}")
+    if args.jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
+    if not (math.isfinite(args.memory_budget) and args.memory_budget > 0):
+        raise UsageError(
+            "--memory-budget must be a positive, finite number of MiB, "
+            f"got {args.memory_budget:g}"
+        )
 
 
 def _report_stop(reason: str, out: str) -> None:

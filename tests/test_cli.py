@@ -173,3 +173,21 @@ def test_package_exports_resolve():
         assert getattr(ntk_np, name) is not None
     with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
         _ = ntk_np.nonexistent
+
+
+def test_verbose_logs_only_ntk_np(tmp_path):
+    # PDF output makes fontTools log INFO lines and -v makes Matplotlib log
+    # DEBUG lines, unless only the ntk_np loggers are configured.
+    argv = "--width 20 --depth 2 --n-per-class 5 --format pdf -v --no-progress"
+    run = subprocess.run(
+        [sys.executable, "-m", "ntk_np.inspect", *argv.split()]
+        + ["--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert any(line.startswith("INFO ntk_np.inspect") for line in lines)
+    for line in lines:
+        assert " ntk_np." in line or line.startswith("WARNING"), line

@@ -676,8 +676,9 @@ def bad_files(tmp_path_factory) -> dict:
 # (id, extra arguments, text the one-line message must contain)
 USAGE_ERRORS = [
     ("activation", ["--activations", "tanh"], "'tanh'"),
-    ("width-0", ["--widths", "0"], "width must be at least 1, got 0"),
-    ("depth-1", ["--depths", "1"], "depth must be at least 2, got 1"),
+    ("width-0", ["--widths", "0"], "--widths must be at least 1, got 0"),
+    ("depth-1", ["--depths", "1"], "--depths must be at least 2, got 1"),
+    ("seed-negative", ["--seeds", "-1"], "--seeds must be at least 0, got -1"),
     ("n-per-class-7000", ["--n-per-class", "7000"], "--n-per-class 7000"),
     ("missing-data", ["--data", "{missing}"], "{missing}"),
     ("corrupt-data", ["--data", "{corrupt}"], "{corrupt}"),
@@ -689,8 +690,9 @@ USAGE_ERRORS = [
         ["--data", "{valid}", "--data-dir", "{dir}"],
         "--data and --data-dir",
     ),
-    ("jobs-0", ["--jobs", "0"], "jobs must be at least 1, got 0"),
+    ("jobs-0", ["--jobs", "0"], "--jobs must be at least 1, got 0"),
     ("memory-budget", ["--memory-budget", "-1"], "--memory-budget"),
+    ("memory-budget-inf", ["--memory-budget", "inf"], "finite number of MiB, got inf"),
     ("classes", ["--classes", "0", "0"], "--classes 0 0"),
 ]
 SUBPROCESS_ERRORS = [  # run for real: the cases README and the brief name
