@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -182,6 +183,29 @@ def add_logging_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-progress", action="store_true", help="hide the progress bar"
     )
+
+
+def prepare_output_folder(path) -> Path:
+    """Create the output folder ``path`` and its ``figures`` subfolder.
+
+    Commands call this before they compute anything, so that an unusable
+    ``--out`` fails at once.
+
+    Raises
+    ------
+    UsageError
+        If ``path`` exists and is not a folder, or cannot be created.
+    """
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"--out {folder} exists and is not a folder")
+    try:
+        (folder / "figures").mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(
+            f"cannot create output folder {folder}: {err.strerror}"
+        ) from None
+    return folder
 
 
 class _StderrHandler(logging.StreamHandler):

@@ -38,6 +38,7 @@ from .cli import (
     add_logging_options,
     configure_logging,
     load_data_from_args,
+    prepare_output_folder,
 )
 from .data import CLASS_NAMES, DataError
 from .report import add_figure_options
@@ -183,6 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         X, y, label = load_data_from_args(args)
         network = _network_from_args(args, X.shape[1])
+        prepare_output_folder(args.out)
         class_names = None
         if not args.data:
             class_names = tuple(CLASS_NAMES[c] for c in args.classes)

@@ -188,6 +188,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         if not args.no_figures:
             print(f"figures in {result.out / 'figures'}/; report {report}")
+    in_folder = _count_saved(result.out)
+    if in_folder > len(result.rows):
+        print(
+            f"The table covers the {len(result.rows)} kernels requested; "
+            f"summary.csv, spectra.npz and the report cover all {in_folder} "
+            f"kernels in {result.out}/."
+        )
     return 0
 
 

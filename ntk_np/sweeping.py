@@ -345,7 +345,9 @@ def run_sweep(
         for every kernel.
     out : path, optional
         Results folder. Rows are appended as kernels finish; kernels already
-        in the folder (same settings) are not computed again.
+        in the folder (same settings) are not computed again. At the end,
+        ``summary.csv`` and ``spectra.npz`` cover every kernel in the folder,
+        which may be more than the returned result covers.
     jobs : int, default=1
         Worker processes. Results do not depend on it.
     memory_budget : int, default=1 GiB
@@ -484,12 +486,24 @@ def run_sweep(
         )
     summary = res.summarize(ordered)
     if out_path is not None:
-        everything = res.read_results(out_path / "results.csv")
-        res.write_results(
-            out_path / "results.csv", sorted(everything, key=res.sort_key)
+        # The folder's files cover every kernel in it, also those of an
+        # earlier, larger grid that this call did not request.
+        everything = sorted(
+            res.read_results(out_path / "results.csv"), key=res.sort_key
         )
-        np.savez(out_path / "spectra.npz", **spectra)
-        res.write_summary(out_path / "summary.csv", summary)
+        res.write_results(out_path / "results.csv", everything)
+        folder_spectra = {}
+        for row in everything:
+            key = res.kernel_key(
+                row["activation"], row["width"], row["depth"], row["seed"]
+            )
+            if key not in spectra:
+                spectra_file = out_path / "spectra" / f"{key}.npy"
+                folder_spectra[key] = np.load(spectra_file)
+            else:
+                folder_spectra[key] = spectra[key]
+        np.savez(out_path / "spectra.npz", **folder_spectra)
+        res.write_summary(out_path / "summary.csv", res.summarize(everything))
     return SweepResult(
         rows=ordered,
         summary=summary,

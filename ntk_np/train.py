@@ -76,6 +76,7 @@ from .cli import (
     configure_logging,
     load_data_from_args,
     parse_int_list,
+    prepare_output_folder,
 )
 from .data import DataError, data_fingerprint
 
@@ -972,11 +973,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         X, y, label = load_data_from_args(args)
         _check_options(args, X.shape[0])
         jobs, parametrization = _choose_networks(args, X)
-        out = Path(args.out)
-        try:
-            (out / "figures").mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise UsageError(f"cannot create output folder {out}: {err}") from None
+        out = prepare_output_folder(args.out)
         logger.info("data: %s, %d samples of %d features", label, *X.shape)
         logger.info(
             "training %s: %s",

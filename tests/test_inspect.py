@@ -275,7 +275,18 @@ def test_main_out_is_file(tmp_path, capsys):
     status, err = run_main(argv, capsys)
     assert status == 2
     assert len(err) == 1
-    assert "failed to write into output folder" in err[0]
+    assert "cannot create output folder" in err[0]
+
+
+def test_main_out_file_fails_before_kernel(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    argv = ["--width", "20", "--n-per-class", "5", "--out", str(blocker)]
+    status, err = run_main(argv, capsys)
+    assert status == 2
+    assert err == [
+        f"python -m ntk_np.inspect: error: --out {blocker} exists and is not a folder"
+    ]
 
 
 def test_main_invalid_format(capsys):

@@ -445,6 +445,34 @@ def test_resume_extended_grid_computes_only_new_kernels(sweep_one, tmp_path, X):
         assert len(archive.files) == 18
 
 
+def test_subset_rerun_keeps_folder_files_whole(sweep_one, tmp_path, X):
+    out = tmp_path / "copy"
+    shutil.copytree(sweep_one.out, out)
+    subset = run_sweep(X, **{**GRID, "widths": (20,)}, out=out, jobs=1)
+    assert len(subset.rows) == 4
+    assert subset.n_computed == 0
+    assert len(res.read_results(out)) == 8
+    with np.load(out / "spectra.npz") as archive:
+        assert sorted(archive.files) == KEYS
+    with open(out / "summary.csv", newline="") as handle:
+        summary = list(csv.DictReader(handle))
+    expected = {e["activation"]: e for e in sweep_one.summary}
+    for entry in summary:
+        assert int(entry["width"]) == expected[entry["activation"]]["width"]
+        assert float(entry["lambda_min"]) == expected[entry["activation"]]["lambda_min"]
+
+
+def test_cli_subset_rerun_says_folder_is_larger(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main([*SMALL_CLI, "--out", str(out)]) == 0
+    capsys.readouterr()
+    subset = [*SMALL_CLI, "--widths", "20", "--out", str(out)]
+    assert main(subset) == 0
+    printed = capsys.readouterr().out
+    assert "The table covers the 4 kernels requested" in printed
+    assert "cover all 8 kernels" in printed
+
+
 def test_resume_recovers_truncated_line(sweep_one, tmp_path, X):
     out = tmp_path / "copy"
     shutil.copytree(sweep_one.out, out)

@@ -323,3 +323,14 @@ def test_parse_network_spec():
     spec = parse_network_spec("leaky_relu:300:8")
     assert (spec.activation, spec.width, spec.depth) == ("leaky_relu", 300, 8)
     assert str(spec) == "leaky_relu:300:8"
+
+
+def test_out_file_fails_before_training(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    argv = [*QUICK, "--networks", "relu:5:2", "--no-drift", "--out", blocker]
+    assert run(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"python -m ntk_np.train: error: --out {blocker} exists and is not a folder"
+    ]
