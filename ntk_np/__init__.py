@@ -22,7 +22,7 @@ Figures are drawn by :mod:`ntk_np.plot`, which is not imported here, so that
 redraws the figures and report of a results folder.
 """
 
-import importlib
+import importlib as _importlib
 
 __version__ = "0.1.0"
 
@@ -96,12 +96,12 @@ _SUBMODULES = frozenset(
 
 def __getattr__(name: str):
     if name in _EXPORTS:
-        module = importlib.import_module(f".{_EXPORTS[name]}", __name__)
+        module = _importlib.import_module(f".{_EXPORTS[name]}", __name__)
         value = getattr(module, name)
         globals()[name] = value
         return value
     if name in _SUBMODULES:
-        return importlib.import_module(f".{name}", __name__)
+        return _importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -172,14 +172,20 @@ def load_data_from_args(args) -> tuple[np.ndarray, np.ndarray, str]:
     return X, y, label
 
 
-def add_logging_options(parser: argparse.ArgumentParser) -> None:
+def count_noun(n: int, noun: str) -> str:
+    """Return ``"1 kernel"`` or ``"2 kernels"``: a count with a regular plural."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def add_logging_options(
+    parser: argparse.ArgumentParser,
+    quiet_help: str = "print only errors and the results table",
+) -> None:
     """Add ``--verbose``, ``--quiet`` and ``--no-progress``."""
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="log debugging details"
     )
-    parser.add_argument(
-        "-q", "--quiet", action="store_true", help="print only errors and the table"
-    )
+    parser.add_argument("-q", "--quiet", action="store_true", help=quiet_help)
     parser.add_argument(
         "--no-progress", action="store_true", help="hide the progress bar"
     )

@@ -352,7 +352,7 @@ def _load_npz_sample(path: PathLike) -> tuple[NDArray[np.float64], NDArray[np.fl
         )
     if len(X) < 2:
         raise DataError(
-            f"data file {path} contains {len(X)} samples, expected at least 2"
+            f"data file {path} must contain at least 2 samples, got {len(X)}"
         )
     for name, array in (("X", X), ("y", y)):
         bad = int(np.count_nonzero(~np.isfinite(array)))

@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="output folder (default: inspect-results)",
     )
-    add_logging_options(run)
+    add_logging_options(run, quiet_help="log only warnings and errors")
     return parser
 
 

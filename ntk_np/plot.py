@@ -1203,7 +1203,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="results folder containing settings.json and results.csv",
     )
     add_figure_options(parser)
-    add_logging_options(parser)
+    add_logging_options(parser, quiet_help="log only warnings and errors")
     return parser
 
 

@@ -37,6 +37,7 @@ from .cli import (
     add_jobs_option,
     add_logging_options,
     configure_logging,
+    count_noun,
     load_data_from_args,
     parse_int_list,
 )
@@ -182,9 +183,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.quiet:
         reused = len(result.rows) - result.n_computed
         print(
-            f"\n{len(result.rows)} kernels ({result.n_computed} computed, {reused} "
-            f"already in the folder) in {result.seconds:.1f} s; results in "
-            f"{result.out}/"
+            f"\n{count_noun(len(result.rows), 'kernel')} ({result.n_computed} "
+            f"computed, {reused} already in the folder) in {result.seconds:.1f} s; "
+            f"results in {result.out}/"
         )
         if not args.no_figures:
             print(f"figures in {result.out / 'figures'}/; report {report}")

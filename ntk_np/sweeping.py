@@ -295,8 +295,9 @@ def _prepare_folder(
         changed = [k for k in settings if old.get(k) != settings[k]]
         if changed:
             raise UsageError(
-                f"{out} contains results for other settings ({', '.join(changed)} "
-                "differ); choose another --out folder or pass --overwrite"
+                f"{out} contains results for other settings (changed: "
+                f"{', '.join(changed)}); choose another --out folder or pass "
+                "--overwrite"
             )
         for row in res.read_results(results_path):
             key = res.kernel_key(
@@ -466,7 +467,12 @@ def run_sweep(
             res.append_result(out_path / "results.csv", row)
         bar.update(1)
 
-    bar = tqdm(total=n_todo, unit="kernel", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(
+        total=n_todo,
+        unit="kernel",
+        disable=not progress or n_todo == 0,
+        dynamic_ncols=True,
+    )
     with bar:
         if jobs == 1 or len(tasks) <= 1:
             _set_data(X)
@@ -480,7 +486,7 @@ def run_sweep(
     from_qr = [row for row in ordered if row["lambda_min_method"] == "qr"]
     if from_qr:
         logger.info(
-            "lambda_min of %d kernels from the qr route, %d of them resolved",
+            "lambda_min of %d kernel(s) from the qr route, %d of them resolved",
             len(from_qr),
             sum(not row["below_floor"] for row in from_qr),
         )

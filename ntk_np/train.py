@@ -74,6 +74,7 @@ from .cli import (
     add_jobs_option,
     add_logging_options,
     configure_logging,
+    count_noun,
     load_data_from_args,
     parse_int_list,
     prepare_output_folder,
@@ -958,10 +959,6 @@ def _write_outputs(out: Path, runs, args, label, parametrization, n_samples, sec
     return figures, write_report_section(out, section)
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the training command and return the exit status."""
     parser = build_parser()
@@ -977,7 +974,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.info("data: %s, %d samples of %d features", label, *X.shape)
         logger.info(
             "training %s: %s",
-            _count(len(jobs), "network"),
+            count_noun(len(jobs), "network"),
             " ".join(str(j.spec) for j in jobs),
         )
         runs = train_jobs(
@@ -1005,8 +1002,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(format_table(*results_table(runs)))
     if not args.quiet:
         print(
-            f"\n{_count(len(runs), 'network')} in {seconds:.1f} s; "
-            f"{_count(len(figures), 'figure')} in {out / 'figures'}/; report {report}"
+            f"\n{count_noun(len(runs), 'network')} in {seconds:.1f} s; "
+            f"{count_noun(len(figures), 'figure')} in {out / 'figures'}/; "
+            f"report {report}"
         )
     return 0
 

@@ -359,7 +359,7 @@ def test_sweep_certifies_unresolved_kernels(X12, tmp_path):
     written = res.read_results(out)
     assert written == auto.rows
     assert json.loads((out / "settings.json").read_text())["certify"] == "auto"
-    with pytest.raises(UsageError, match=r"other settings \(certify differ"):
+    with pytest.raises(UsageError, match=r"other settings \(changed: certify"):
         run_sweep(X12, **grid, certify="always", out=out)
     with pytest.raises(UsageError, match=r"unknown certify policy 'maybe'"):
         run_sweep(X12, **grid, certify="maybe")

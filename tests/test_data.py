@@ -532,7 +532,7 @@ GOOD_Y = np.zeros(4)
         ({"X": GOOD_X, "y": np.zeros(3)}, r"has 4 rows but y has 3 values"),
         (
             {"X": np.zeros((1, 3)), "y": np.zeros(1)},
-            r"contains 1 samples, expected at least 2",
+            r"must contain at least 2 samples, got 1",
         ),
         (
             {"X": np.full((4, 3), np.nan), "y": GOOD_Y},

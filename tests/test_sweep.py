@@ -445,6 +445,14 @@ def test_resume_extended_grid_computes_only_new_kernels(sweep_one, tmp_path, X):
         assert len(archive.files) == 18
 
 
+def test_full_resume_draws_no_progress_bar(sweep_one, tmp_path, X, capsys):
+    out = tmp_path / "copy"
+    shutil.copytree(sweep_one.out, out)
+    capsys.readouterr()
+    run_sweep(X, **GRID, out=out, jobs=1, progress=True)
+    assert capsys.readouterr().err == ""
+
+
 def test_subset_rerun_keeps_folder_files_whole(sweep_one, tmp_path, X):
     out = tmp_path / "copy"
     shutil.copytree(sweep_one.out, out)
@@ -545,7 +553,7 @@ def test_folder_with_other_settings(sweep_one, tmp_path, X, change, pattern):
         kwargs["X"] = X[::-1]
     else:
         kwargs["X"] = X
-    with pytest.raises(UsageError, match=rf"other settings \({pattern}"):
+    with pytest.raises(UsageError, match=rf"other settings \(changed: {pattern}"):
         run_sweep(**kwargs)
     assert (out / "results.csv").read_bytes() == content
     fresh = run_sweep(**kwargs, overwrite=True)
