@@ -374,6 +374,43 @@ def qr_memory_needed(n_samples: int, layer_sizes, source: str = "layers") -> int
     return _layer_factor_reserved(n_samples, layer_sizes) + 8 * n_samples * min_columns
 
 
+def check_memory_budget(
+    memory_budget: int,
+    n_samples: int,
+    layer_sizes,
+    method: str = "layerwise",
+    certify: str = "auto",
+) -> None:
+    """Check that a kernel's routes fit in ``memory_budget`` before any work.
+
+    The ``jacobian`` kernel route is checked when ``method`` is
+    ``'jacobian'``, and the ``qr`` route unless ``certify`` is ``'never'``
+    (under ``'auto'`` the route may turn out not to be needed).
+
+    Raises
+    ------
+    MemoryBudgetError
+        Naming the route, the network and the bytes needed.
+    """
+    width = max(layer_sizes[1:-1], default=0)
+    depth = len(layer_sizes) - 1
+    needs = []
+    if method == "jacobian":
+        needs.append(
+            ("jacobian kernel", jacobian_memory_needed(n_samples, layer_sizes))
+        )
+    if certify != "never":
+        needs.append(("QR", qr_memory_needed(n_samples, layer_sizes)))
+    for route, need in needs:
+        if memory_budget < need:
+            raise MemoryBudgetError(
+                f"memory budget of {memory_budget} bytes "
+                f"({memory_budget / 2**20:.3g} MiB) is too small for the {route} "
+                f"route at width {width}, depth {depth} and N={n_samples}; at "
+                f"least {need} bytes ({need / 2**20:.3g} MiB) are needed"
+            )
+
+
 def layer_factor_blocks(
     network: Network,
     X,

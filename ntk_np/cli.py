@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import re
 import sys
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .choices import CERTIFY_POLICIES
+from .choices import CERTIFY_POLICIES, DEFAULT_MEMORY_BUDGET
 from .data import EMBEDDED_CLASSES, DataError, load_sample
 
 DEFAULT_N_PER_CLASS = 100
@@ -265,6 +266,28 @@ def add_certify_option(group) -> None:
         "auto (only where the eigh value is at or below the floor) or always "
         "(default: auto)",
     )
+
+
+def add_memory_budget_option(group) -> None:
+    """Add ``--memory-budget``, in MiB; read it with :func:`memory_budget_from_args`."""
+    group.add_argument(
+        "--memory-budget",
+        type=float,
+        default=DEFAULT_MEMORY_BUDGET / 2**20,
+        metavar="MIB",
+        help="memory per kernel for --method jacobian and for the qr route of "
+        f"--certify, in MiB (default: {DEFAULT_MEMORY_BUDGET / 2**20:g})",
+    )
+
+
+def memory_budget_from_args(args) -> int:
+    """Return ``--memory-budget`` in bytes; raise UsageError unless positive, finite."""
+    mib = args.memory_budget
+    if not (math.isfinite(mib) and mib > 0):
+        raise UsageError(
+            f"--memory-budget must be a positive, finite number of MiB, got {mib:g}"
+        )
+    return int(mib * 2**20)
 
 
 def add_jobs_option(group) -> None:

@@ -36,8 +36,10 @@ from .cli import (
     add_certify_option,
     add_data_options,
     add_logging_options,
+    add_memory_budget_option,
     configure_logging,
     load_data_from_args,
+    memory_budget_from_args,
     prepare_output_folder,
 )
 from .data import CLASS_NAMES, DataError
@@ -138,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="kernel route; both agree to rounding (default: layerwise)",
     )
     add_certify_option(net)
+    add_memory_budget_option(net)
 
     add_data_options(parser)
     add_figure_options(parser, shared_scale=False)
@@ -178,12 +181,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging(args)
     # The computing modules load once the arguments have been parsed.
-    from .certify import certify_lambda_min
+    from .certify import certify_lambda_min, check_memory_budget
     from .inspection import inspect_network, write_inspection
+    from .kernel import MemoryBudgetError
 
     try:
         X, y, label = load_data_from_args(args)
         network = _network_from_args(args, X.shape[1])
+        memory_budget = memory_budget_from_args(args)
+        check_memory_budget(
+            memory_budget, X.shape[0], network.layer_sizes, args.method, args.certify
+        )
         prepare_output_folder(args.out)
         class_names = None
         if not args.data:
@@ -201,10 +209,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             method=args.method,
             class_names=class_names,
             data_source=label,
+            memory_budget=memory_budget,
         )
-        lambda_min = certify_lambda_min(result.spectrum, network, X, args.certify)
+        lambda_min = certify_lambda_min(
+            result.spectrum, network, X, args.certify, memory_budget=memory_budget
+        )
         figures, report = write_inspection(result, args.out, args.format, lambda_min)
-    except (UsageError, DataError) as err:
+    except (UsageError, DataError, MemoryBudgetError) as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return 2
     print(

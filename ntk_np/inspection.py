@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .choices import DEFAULT_MEMORY_BUDGET
 from .cli import UsageError
 from .kernel import empirical_ntk
 from .network import Network, backward, forward
@@ -161,6 +162,7 @@ def inspect_network(
     method: str = "layerwise",
     class_names: Sequence[str] | None = None,
     data_source: str | None = None,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
 ) -> InspectResult:
     """Compute the kernel, spectrum and trace shares of one network.
 
@@ -179,6 +181,8 @@ def inspect_network(
         ``('T-shirt/top', 'Ankle boot')``.
     data_source : str, optional
         Description of the data, for the report.
+    memory_budget : int, default=1 GiB
+        Bytes for the ``jacobian`` route, as for :func:`ntk_np.empirical_ntk`.
 
     Returns
     -------
@@ -198,7 +202,7 @@ def inspect_network(
             raise ValueError(
                 f"y must have shape ({X.shape[0]},) to match X, got {y.shape}"
             )
-    theta = empirical_ntk(network, X, method=method)
+    theta = empirical_ntk(network, X, method=method, memory_budget=memory_budget)
     spectrum = kernel_spectrum(theta)
     shares = kernel_trace_shares(network, X)
     return InspectResult(

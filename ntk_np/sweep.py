@@ -15,7 +15,6 @@ usage errors print at once. The computing modules load when a sweep starts.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,7 +23,6 @@ from . import results as res
 from .choices import (
     ACTIVATIONS,
     DEFAULT_DEPTHS,
-    DEFAULT_MEMORY_BUDGET,
     DEFAULT_WIDTHS,
     METHODS,
     PARAMETRIZATIONS,
@@ -36,9 +34,11 @@ from .cli import (
     add_data_options,
     add_jobs_option,
     add_logging_options,
+    add_memory_budget_option,
     configure_logging,
     count_noun,
     load_data_from_args,
+    memory_budget_from_args,
     parse_int_list,
 )
 from .data import DataError
@@ -103,14 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="layerwise",
         help="kernel route; both agree to rounding (default: layerwise)",
     )
-    grid.add_argument(
-        "--memory-budget",
-        type=float,
-        default=DEFAULT_MEMORY_BUDGET / 2**20,
-        metavar="MIB",
-        help="memory per kernel for --method jacobian and for the qr route of "
-        "--certify, in MiB (default: 1024)",
-    )
+    add_memory_budget_option(grid)
     add_certify_option(grid)
     add_data_options(parser)
     run = parser.add_argument_group("run")
@@ -160,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             certify=args.certify,
             out=args.out,
             jobs=args.jobs,
-            memory_budget=int(args.memory_budget * 2**20),
+            memory_budget=memory_budget_from_args(args),
             overwrite=args.overwrite,
             progress=not (args.no_progress or args.quiet),
             data_source=label,
@@ -210,11 +203,7 @@ def _check_options(args) -> None:
             raise UsageError(f"{option} must be at least {minimum}, got {min(values)}")
     if args.jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
-    if not (math.isfinite(args.memory_budget) and args.memory_budget > 0):
-        raise UsageError(
-            "--memory-budget must be a positive, finite number of MiB, "
-            f"got {args.memory_budget:g}"
-        )
+    memory_budget_from_args(args)
 
 
 def _report_stop(reason: str, out: str) -> None:

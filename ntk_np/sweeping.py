@@ -33,8 +33,8 @@ from . import results as res
 from .activations import activation_code
 from .certify import (
     certified_lambda_min,
+    check_memory_budget,
     eigh_lambda_min,
-    qr_memory_needed,
     qr_needed,
 )
 from .choices import (
@@ -48,7 +48,7 @@ from .choices import (
 )
 from .cli import UsageError
 from .data import data_fingerprint
-from .kernel import _ntk_over_depths, empirical_ntk, jacobian_memory_needed
+from .kernel import MemoryBudgetError, _ntk_over_depths, empirical_ntk
 from .network import _check_int, draw_hidden_layers, make_network
 from .spectrum import kernel_spectrum
 
@@ -253,19 +253,10 @@ def _check_memory_budget(budget, shape, width, depth, method, certify) -> None:
     """Raise UsageError before any work if the widest, deepest network cannot fit."""
     n_samples, n_inputs = shape
     sizes = (n_inputs,) + (width,) * (depth - 1) + (1,)
-    needs = []
-    if method == "jacobian":
-        needs.append(("jacobian kernel", jacobian_memory_needed(n_samples, sizes)))
-    if certify != "never":
-        needs.append(("QR", qr_memory_needed(n_samples, sizes)))
-    for route, need in needs:
-        if budget < need:
-            raise UsageError(
-                f"memory budget of {budget} bytes ({budget / 2**20:.3g} MiB) is too "
-                f"small for the {route} route at width {width}, depth {depth} and "
-                f"N={n_samples}; at least {need} bytes ({need / 2**20:.3g} MiB) "
-                "are needed"
-            )
+    try:
+        check_memory_budget(budget, n_samples, sizes, method, certify)
+    except MemoryBudgetError as err:
+        raise UsageError(str(err)) from None
 
 
 def _prepare_folder(

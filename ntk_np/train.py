@@ -65,7 +65,14 @@ from tqdm.auto import tqdm
 
 from . import report as rep
 from . import results as res
-from .choices import ACTIVATIONS, BOUND_NAMES, CERTIFY_POLICIES, MODES, PARAMETRIZATIONS
+from .choices import (
+    ACTIVATIONS,
+    BOUND_NAMES,
+    CERTIFY_POLICIES,
+    DEFAULT_MEMORY_BUDGET,
+    MODES,
+    PARAMETRIZATIONS,
+)
 from .cli import (
     UsageError,
     _Parser,
@@ -73,9 +80,11 @@ from .cli import (
     add_data_options,
     add_jobs_option,
     add_logging_options,
+    add_memory_budget_option,
     configure_logging,
     count_noun,
     load_data_from_args,
+    memory_budget_from_args,
     parse_int_list,
     prepare_output_folder,
 )
@@ -277,6 +286,7 @@ def _train_job(job: TrainingJob, options: dict) -> TrainingRun:
         kernel_epochs=options["kernel_epochs"],
         callback=callback,
         certify=options["certify"],
+        memory_budget=options["memory_budget"],
     )
     return TrainingRun(job, result, compare_with_kernel(result))
 
@@ -295,6 +305,7 @@ def train_jobs(
     workers: int = 1,
     progress: bool = False,
     certify: str = "auto",
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
 ) -> list[TrainingRun]:
     """Train every job and compare it with its initial kernel.
 
@@ -320,6 +331,8 @@ def train_jobs(
         When a recorded kernel's ``lambda_min``, and with the initial one the
         bounds, comes from the QR route of
         :func:`ntk_np.certify.certify_lambda_min` instead of ``eigh``.
+    memory_budget : int, default=1 GiB
+        Bytes for the QR route.
 
     Returns
     -------
@@ -333,6 +346,7 @@ def train_jobs(
         )
     options = {
         "certify": certify,
+        "memory_budget": memory_budget,
         "parametrization": parametrization,
         "seed": seed,
         "learning_rate": learning_rate,
@@ -790,6 +804,7 @@ def _add_training_options(parser) -> None:
         "epoch (default: sgd)",
     )
     add_certify_option(train)
+    add_memory_budget_option(train)
 
 
 def _add_drift_options(parser) -> None:
@@ -966,10 +981,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(args)
     prog = parser.prog
     started = time.perf_counter()
+    # Loaded once the arguments have been parsed, like the computing modules.
+    from .certify import check_memory_budget
+    from .kernel import MemoryBudgetError
+
     try:
         X, y, label = load_data_from_args(args)
         _check_options(args, X.shape[0])
         jobs, parametrization = _choose_networks(args, X)
+        memory_budget = memory_budget_from_args(args)
+        for job in jobs:
+            spec = job.spec
+            sizes = (X.shape[1],) + (spec.width,) * (spec.depth - 1) + (1,)
+            check_memory_budget(memory_budget, X.shape[0], sizes, certify=args.certify)
         out = prepare_output_folder(args.out)
         logger.info("data: %s, %d samples of %d features", label, *X.shape)
         logger.info(
@@ -990,13 +1014,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             kernel_epochs=args.kernel_epochs,
             workers=args.jobs,
             certify=args.certify,
+            memory_budget=memory_budget,
             progress=not (args.no_progress or args.quiet),
         )
         seconds = time.perf_counter() - started
         figures, report = _write_outputs(
             out, runs, args, label, parametrization, X.shape[0], seconds
         )
-    except (UsageError, DataError) as err:
+    except (UsageError, DataError, MemoryBudgetError) as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
     print(format_table(*results_table(runs)))

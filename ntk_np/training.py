@@ -37,7 +37,7 @@ from numba import njit
 
 from .activations import _value_and_slope, activation_code
 from .certify import CertifiedEigenvalue, certify_lambda_min, eigh_lambda_min
-from .choices import BOUND_NAMES, CERTIFY_POLICIES, MODES
+from .choices import BOUND_NAMES, CERTIFY_POLICIES, DEFAULT_MEMORY_BUDGET, MODES
 from .kernel import empirical_ntk
 from .network import (
     Network,
@@ -435,13 +435,17 @@ class TrainingResult:
         return float(self.losses[self.epochs_completed])
 
 
-def _snapshot(network: Network, X, epoch: int, theta0, certify: str) -> KernelSnapshot:
+def _snapshot(
+    network: Network, X, epoch: int, theta0, certify: str, memory_budget: int
+) -> KernelSnapshot:
     theta = empirical_ntk(network, X)
     change = 0.0
     if theta0 is not None:
         change = float(np.linalg.norm(theta - theta0) / np.linalg.norm(theta0))
     spectrum = kernel_spectrum(theta)
-    lambda_min = certify_lambda_min(spectrum, network, X, certify)
+    lambda_min = certify_lambda_min(
+        spectrum, network, X, certify, memory_budget=memory_budget
+    )
     return KernelSnapshot(epoch, theta, spectrum, change, lambda_min)
 
 
@@ -469,6 +473,7 @@ def train_network(
     divergence_factor: float = DEFAULT_DIVERGENCE_FACTOR,
     callback: Callable[[int, float], None] | None = None,
     certify: str = "auto",
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
 ) -> TrainingResult:
     """Train a network by gradient descent on the mean squared error.
 
@@ -509,6 +514,9 @@ def train_network(
         When to compute each recorded kernel's ``lambda_min`` by the ``qr``
         route of :mod:`ntk_np.certify` instead of ``eigh``, as for
         :func:`ntk_np.run_sweep`.
+    memory_budget : int, default=1 GiB
+        Bytes for the ``qr`` route, as for
+        :func:`ntk_np.certify.certify_lambda_min`.
 
     Returns
     -------
@@ -562,7 +570,7 @@ def train_network(
     kernels = []
     theta0 = None
     if requested_epochs:
-        kernels.append(_snapshot(current, X, 0, None, certify))
+        kernels.append(_snapshot(current, X, 0, None, certify, memory_budget))
         theta0 = kernels[0].theta
     status, message = _check_stop(losses[0], losses[0], divergence_factor)
     completed = 0
@@ -580,7 +588,7 @@ def train_network(
         completed = epoch
         status, message = _check_stop(losses[epoch], losses[0], divergence_factor)
         if status == "ok" and epoch in requested_epochs:
-            kernels.append(_snapshot(current, X, epoch, theta0, certify))
+            kernels.append(_snapshot(current, X, epoch, theta0, certify, memory_budget))
         if callback is not None:
             callback(epoch, losses[epoch])
 

@@ -252,6 +252,11 @@ def run_main(argv, capsys):
         ("--width", "0", "--width must be at least 1, got 0"),
         ("--depth", "1", "--depth must be at least 2, got 1"),
         ("--seed", "-1", "--seed must be at least 0, got -1"),
+        (
+            "--memory-budget",
+            "nan",
+            "--memory-budget must be a positive, finite number of MiB, got nan",
+        ),
     ],
 )
 def test_main_invalid_value(tmp_path, capsys, option, value, message):
@@ -259,6 +264,17 @@ def test_main_invalid_value(tmp_path, capsys, option, value, message):
     status, err = run_main(argv, capsys)
     assert status == 2
     assert err == [f"python -m ntk_np.inspect: error: {message}"]
+
+
+def test_main_budget_too_small_for_qr(tmp_path, capsys):
+    argv = ["--activation", "sigmoid", "--width", "30", "--depth", "8"]
+    argv += ["--certify", "always", "--memory-budget", "0.01"]
+    status, err = run_main(
+        [*argv, "--n-per-class", "5", "--out", str(tmp_path)], capsys
+    )
+    assert status == 2
+    assert len(err) == 1
+    assert "too small" in err[0]
 
 
 def test_main_missing_data(tmp_path, capsys):

@@ -309,6 +309,12 @@ def test_parametrization_conflict(sweep_folder, tmp_path, capsys):
         (["--kernel-epochs", "-1"], "got -1"),
         (["--data", "x.npz"], "--n-per-class cannot be used with --data x.npz"),
         (["--classes", "0", "0"], "--classes 0 0 is invalid"),
+        (["--memory-budget", "inf"], "finite number of MiB, got inf"),
+        (
+            ["--networks", "sigmoid:30:8", "--certify", "always"]
+            + ["--memory-budget", "0.01"],
+            "too small",
+        ),
     ],
 )
 def test_usage_errors_exit_2(tmp_path, capsys, argv, message):
