@@ -236,7 +236,7 @@ _HANDLER_NAME = "ntk_np command line"
 def configure_logging(args) -> None:
     """Send the package's log records to standard error at the chosen level.
 
-    Only the ``ntk_np`` loggers change level and gain a handler; the root
+    Only the ``ntk_np`` loggers change level and gain a handler. The root
     logger is left alone, so other libraries (Matplotlib's font subsetting,
     Numba's compiler) log only warnings, as Python does by default.
     """
