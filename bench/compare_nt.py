@@ -22,9 +22,10 @@ matrices. Kernel time over forward time shows how much work beyond one forward
 pass each implementation does.
 
 ntk_np is timed again after the JAX side and the best of both is kept, so
-that a burst of load on a shared machine does not favour either side. Both run
-on ``--threads`` threads (default 1, the BLAS setting of the sweep; XLA is
-limited through ``XLA_FLAGS``). Run::
+that a burst of load on a shared machine does not favour either side. With
+``--threads 1`` (the default, the BLAS setting of the sweep) both run on one
+thread, XLA limited through ``XLA_FLAGS``. With more, ntk_np's BLAS uses that
+many threads and JAX one per core. Run::
 
     python bench/compare_nt.py
     python bench/compare_nt.py --nt-python /path/to/venv/bin/python --threads 2
@@ -43,18 +44,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from compare_common import add_compare_options, best_of
 
 CASES = ("200x3", "1000x4", "1000x10")
 DEFAULT_NT_PYTHON = "/work/nt-venv/bin/python"
-
-
-def best_of(fn, repeats: int) -> tuple[float, object]:
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), result
 
 
 # ---------------------------------------------------------------------------
@@ -199,6 +192,8 @@ def ntk_np_side(args) -> int:
     arrays["cases"] = np.array(json.dumps(cases))
 
     env = dict(os.environ)
+    # NOTE: XLA is limited only to one thread. With more, JAX uses its default
+    # thread pool, one thread per core, whatever --threads says.
     if args.threads == 1:
         env["XLA_FLAGS"] = (
             env.get("XLA_FLAGS", "")
@@ -227,12 +222,14 @@ def ntk_np_side(args) -> int:
         f"jax {theirs['jax']}, neural-tangents {theirs['nt']}, numpy "
         f"{np.__version__}, ntk_np {ntk_np.__version__}, {args.threads} thread(s)"
     )
+    agree = True
     for result in theirs["results"]:
         name = result["name"]
         ours = min(before[name][0], after[name][0])
         our_forward = min(before[name][2], after[name][2])
         error = result["relative_difference"]
         status = "ok" if error <= 1e-10 else "MISMATCH"
+        agree &= status == "ok"
         print(
             f"kernel relu {name}: ntk_np layerwise {ours:.4f} s, neural-tangents "
             f"structured derivatives {result['seconds']:.4f} s (first call with "
@@ -250,15 +247,20 @@ def ntk_np_side(args) -> int:
             f"{result['seconds'] / result['forward_seconds']:.2f}; dot products "
             f"in the compiled kernel: {dots}"
         )
+    if not agree:
+        print("MISMATCH: the libraries disagree beyond the tolerance")
+        return 1
     return 0
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cases", nargs="+", default=list(CASES), help="WIDTHxDEPTH")
-    parser.add_argument("--threads", type=int, default=1, help="threads of both sides")
-    parser.add_argument(
-        "--repeats", type=int, default=3, help="timed repeats, best kept"
+    add_compare_options(
+        parser,
+        CASES,
+        threads_help="BLAS threads of ntk_np; with 1, JAX is limited to one "
+        "thread too, and with more it uses one per core",
+        repeats_help="ntk_np runs at least 5",
     )
     parser.add_argument(
         "--nt-python",
@@ -269,6 +271,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.nt_side:
         return nt_side(args.nt_side, args.repeats)
+    if not os.access(args.nt_python, os.X_OK):
+        parser.error(
+            f"--nt-python {args.nt_python} is not an executable file; pass the "
+            "Python of an environment with JAX and neural-tangents"
+        )
     return ntk_np_side(args)
 
 

@@ -28,10 +28,10 @@ from __future__ import annotations
 
 import argparse
 import platform
-import time
 
 import numpy as np
 import torch
+from compare_common import add_compare_options, best_of
 from threadpoolctl import threadpool_limits
 from torch.func import functional_call, jacrev, vmap
 
@@ -113,16 +113,8 @@ def torch_sgd_epoch(model: TorchMLP, X: torch.Tensor, y: torch.Tensor, order) ->
         optimizer.step()
 
 
-def best_of(fn, repeats: int) -> tuple[float, object]:
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), result
-
-
-def compare_kernel(case: str, X: np.ndarray, chunk: str, repeats: int) -> None:
+def compare_kernel(case: str, X: np.ndarray, chunk: str, repeats: int) -> bool:
+    """Time and check one kernel; return True if the two libraries agree."""
     width, depth = (int(v) for v in case.split("x"))
     network = ntk_np.make_network(width, depth, "relu")
     model = TorchMLP(network)
@@ -137,14 +129,20 @@ def compare_kernel(case: str, X: np.ndarray, chunk: str, repeats: int) -> None:
     )
     error = np.max(np.abs(theta_torch.numpy() - theta)) / np.max(np.abs(theta))
     status = "ok" if error <= 1e-10 else "MISMATCH"
+    whole = chunk == "none" or (
+        chunk == "auto" and network.n_params * X.shape[0] * 8 <= CHUNK_BYTES
+    )
+    jacobian = "whole Jacobian" if whole else "Jacobian per layer"
     print(
         f"kernel relu {case}: P={network.n_params}, ntk_np layerwise {t_ours:.4f} s, "
-        f"torch.func {t_torch:.3f} s (best of {torch_repeats}), "
+        f"torch.func {t_torch:.3f} s ({jacobian}, best of {torch_repeats}), "
         f"ratio {t_torch / t_ours:.1f}x; relative difference {error:.2e} ({status})"
     )
+    return status == "ok"
 
 
-def compare_sgd(X: np.ndarray, y: np.ndarray, repeats: int) -> None:
+def compare_sgd(X: np.ndarray, y: np.ndarray, repeats: int) -> bool:
+    """Time and check one SGD epoch; return True if the weights agree."""
     network = ntk_np.make_network(1000, 4, "relu")
     order = shuffle_orders(len(y), 1, seed=0)[0]
     n_steps = len(order)
@@ -190,23 +188,24 @@ def compare_sgd(X: np.ndarray, y: np.ndarray, repeats: int) -> None:
         f"{t_torch / t_train:.2f}x; weight difference after one epoch, relative to "
         f"the update: {error:.2e} ({status})"
     )
+    return status == "ok"
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cases", nargs="+", default=list(CASES), help="WIDTHxDEPTH")
+    add_compare_options(
+        parser,
+        CASES,
+        threads_help="threads of both libraries",
+        repeats_help="ntk_np runs at least 5, and torch.func once where its "
+        "Jacobian exceeds 2 GiB",
+    )
     parser.add_argument(
         "--chunk",
         choices=("auto", "none", "layer"),
         default="auto",
         help="form the torch.func Jacobian whole or one layer at a time "
         "(default: auto, per layer above 2 GiB)",
-    )
-    parser.add_argument(
-        "--threads", type=int, default=1, help="threads of both libraries"
-    )
-    parser.add_argument(
-        "--repeats", type=int, default=3, help="timed repeats, best kept"
     )
     parser.add_argument("--no-sgd", action="store_true", help="skip the SGD comparison")
     args = parser.parse_args(argv)
@@ -218,11 +217,15 @@ def main(argv=None) -> int:
         f"python {platform.python_version()}, {args.threads} thread(s)"
     )
     X, y = ntk_np.load_sample()
+    agree = True
     with threadpool_limits(args.threads, user_api="blas"):
         for case in args.cases:
-            compare_kernel(case, X, args.chunk, args.repeats)
+            agree &= compare_kernel(case, X, args.chunk, args.repeats)
         if not args.no_sgd:
-            compare_sgd(X, y, args.repeats)
+            agree &= compare_sgd(X, y, args.repeats)
+    if not agree:
+        print("MISMATCH: the libraries disagree beyond the tolerance")
+        return 1
     return 0
 
 

@@ -34,6 +34,8 @@ from __future__ import annotations
 import operator
 
 import pytest
+from bench_certify import MAX_QR_RATIO
+from bench_certify import NETWORKS as CERTIFY_NETWORKS
 from threadpoolctl import threadpool_limits
 
 RATIOS = (
@@ -134,6 +136,18 @@ RATIOS = (
     ),
 )
 """Ratios reported after a run: ``numerator / denominator`` of scaled minimum times."""
+
+RATIOS += tuple(
+    (
+        f"qr route ({source} source) / jacobian route, {label}",
+        f"qr_{source}[{label}]",
+        f"jacobian_route[{label}]",
+        "<",
+        MAX_QR_RATIO[source],
+    )
+    for label in CERTIFY_NETWORKS
+    for source in ("layers", "jacobian")
+)
 
 _COMPARISONS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge}
 
@@ -237,6 +251,7 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
     output_json["memory"] = list(_MEMORY)
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_terminal_summary(terminalreporter, config):
     if _MEMORY:
         terminalreporter.section("peak memory")
