@@ -32,7 +32,11 @@ The blocks come from one of two sources (:data:`SOURCES`):
     columns. A layer thus gives ``M`` ``m1 (m2 + 1)`` columns,
     with ``m1 = min(n_l, N)`` and ``m2 = min(n_{l-1}, N)``, in place of the
     ``n_l (n_{l-1} + 1)`` columns of ``J``: 40,200 in place of 1,001,000 for
-    a layer of width 1000 after one of width 1000, with N = 200.
+    a layer of width 1000 after one of width 1000, with N = 200. ``R1^T`` and
+    ``R2^T`` are lower trapezoidal, so the column ``r1[:, p] * r2[:, q]`` of
+    ``M`` is zero above row ``max(p, q)``. Each column is folded into the
+    trailing part of ``R`` below its first nonzero row, in about a sixth of
+    the flops of folding full columns.
 ``jacobian``
     The columns of ``J`` itself from :func:`ntk_np.kernel.jacobian_blocks`,
     within the same memory budget as the ``jacobian`` kernel route and with
@@ -446,34 +450,18 @@ def layer_factor_blocks(
         If the budget cannot hold a block of ``min(n_{l-1}, N)`` columns next
         to the forward pass.
     """
-    X = check_inputs(network, X)
-    passed = forward(network, X)
-    A = passed.A
-    # The deltas overwrite the activation slopes, which share one buffer with
-    # the layer outputs and so could not be freed on their own.
-    delta = _backward_over_slopes(network.weights, network.multipliers, passed.S)
-    del passed
-    n = X.shape[0]
-    sizes = network.layer_sizes
-    # One block must hold a row of R1 times all rows of R2.
-    min_columns = max(min(size, n) for size in sizes[:-1])
-    reserved_bytes = _layer_factor_reserved(n, sizes)
-    max_columns = (memory_budget - reserved_bytes) // (8 * n)
-    if max_columns < min_columns:
-        need = qr_memory_needed(n, sizes)
-        raise MemoryBudgetError(
-            f"memory_budget={memory_budget} bytes is too small for N={n} samples "
-            f"of this network; at least {need} bytes are needed"
-        )
+    n = np.shape(X)[0]
+    min_columns = max(min(size, n) for size in network.layer_sizes[:-1])
+    max_columns = (memory_budget - _layer_factor_reserved(n, network.layer_sizes)) // (
+        8 * n
+    )
     if block_columns is None:
         block_columns = _TARGET_BLOCK_BYTES // (8 * n)
     block_columns = int(max(min_columns, min(block_columns, max_columns)))
-    buffer = np.empty(n * block_columns)
-
-    for l in range(1, network.depth + 1):
-        r1 = _row_factor(delta[l]).T
-        r2 = _row_factor(A[l - 1]).T
-        r2 *= network.multipliers[l - 1]
+    buffer = None
+    for r1, r2 in _layer_factors(network, X, memory_budget):
+        if buffer is None:
+            buffer = np.empty(n * block_columns)
         m1, m2 = r1.shape[1], r2.shape[1]
         step = block_columns // m2
         for p in range(0, m1, step):
@@ -486,6 +474,123 @@ def layer_factor_blocks(
         np.copyto(bias, r1)
         yield bias
         del r1, r2  # free this layer's factors before the next are computed
+
+
+def _layer_factors(network: Network, X, memory_budget: int):
+    """Yield ``(R1, c R2)`` for each layer: the factors of ``delta`` and ``x``.
+
+    ``R1`` is the transposed triangular factor of the layer's deltas, (N, m1),
+    and ``R2`` that of its inputs, (N, m2), scaled by the layer's multiplier.
+    Both are lower trapezoidal: row ``i`` has entries in columns ``0 .. i``
+    only. Raises MemoryBudgetError before any work if the budget cannot hold
+    the forward pass, one layer's factors and a block of ``max m2`` columns.
+    """
+    X = check_inputs(network, X)
+    n = X.shape[0]
+    sizes = network.layer_sizes
+    # One block must hold a row of R1 times all rows of R2.
+    min_columns = max(min(size, n) for size in sizes[:-1])
+    max_columns = (memory_budget - _layer_factor_reserved(n, sizes)) // (8 * n)
+    if max_columns < min_columns:
+        need = qr_memory_needed(n, sizes)
+        raise MemoryBudgetError(
+            f"memory_budget={memory_budget} bytes is too small for N={n} samples "
+            f"of this network; at least {need} bytes are needed"
+        )
+    passed = forward(network, X)
+    A = passed.A
+    # The deltas overwrite the activation slopes, which share one buffer with
+    # the layer outputs and so could not be freed on their own.
+    delta = _backward_over_slopes(network.weights, network.multipliers, passed.S)
+    del passed
+    for l in range(1, network.depth + 1):
+        r1 = _row_factor(delta[l]).T
+        r2 = _row_factor(A[l - 1]).T
+        r2 *= network.multipliers[l - 1]
+        yield r1, r2
+
+
+def _staircase_blocks(r1: np.ndarray, r2: np.ndarray):
+    """Yield ``(s, B)``: the columns of one layer's ``M`` grouped by first row.
+
+    Column ``(p, q)`` of ``M``, ``r1[:, p] * r2[:, q]``, is zero above row
+    ``max(p, q)`` because both factors are lower trapezoidal, and bias column
+    ``p``, ``r1[:, p]``, is zero above row ``p``. ``B`` holds rows ``s ..
+    N-1`` of every column whose first possibly nonzero row is ``s``.
+    """
+    m1, m2 = r1.shape[1], r2.shape[1]
+    for s in range(max(m1, m2)):
+        parts = []
+        if s < m1:
+            # Columns (s, q) for q <= s, and the bias column s.
+            parts.append(r1[s:, s, None] * r2[s:, : min(s + 1, m2)])
+            parts.append(r1[s:, s, None])
+        if s < m2 and min(s, m1) > 0:
+            # Columns (p, s) for p < s.
+            parts.append(r1[s:, : min(s, m1)] * r2[s:, s, None])
+        yield s, np.hstack(parts)
+
+
+_MIN_GROUP_COLUMNS = 400
+
+
+def _grouped(staircase, n: int):
+    """Merge consecutive staircase blocks until each has enough columns.
+
+    One ``dtpqrt`` call on a few dozen columns runs far below the rate of a
+    wide one. A merged block starts at the first row of its first part, and
+    the later parts are padded with zeros above their own first row.
+    """
+    group: list = []
+    columns = 0
+    for s, block in staircase:
+        group.append((s, block))
+        columns += block.shape[1]
+        if columns >= _MIN_GROUP_COLUMNS:
+            yield _merge(group, n)
+            group, columns = [], 0
+    if group:
+        yield _merge(group, n)
+
+
+def _merge(group, n: int):
+    start = group[0][0]
+    if len(group) == 1:
+        return group[0]
+    merged = np.zeros((n - start, sum(b.shape[1] for _, b in group)))
+    column = 0
+    for s, block in group:
+        merged[s - start :, column : column + block.shape[1]] = block
+        column += block.shape[1]
+    return start, merged
+
+
+def _fold_layer_factors(network: Network, X, memory_budget: int) -> np.ndarray:
+    """Return ``R`` with ``R^T R = J J^T`` from the staircase blocks of ``M``.
+
+    A block whose rows above ``s`` are zero changes only ``R[s:, s:]``: the
+    Householder reflections of the first ``s`` columns are identities, in
+    floating point too. Folding it into that trailing part alone takes about a
+    sixth of the operations of folding full columns.
+    """
+    R = None
+    with threadpool_limits(1, user_api="blas"):
+        for r1, r2 in _layer_factors(network, X, memory_budget):
+            n = r1.shape[0]
+            if R is None:
+                R = np.zeros((n, n), order="F")
+            for s, block in _grouped(_staircase_blocks(r1, r2), n):
+                trailing = np.asfortranarray(R[s:, s:])
+                panel = min(_PANEL_COLUMNS, n - s)
+                trailing, _, _, info = dtpqrt(
+                    0, panel, trailing, block.T, overwrite_a=1, overwrite_b=1
+                )
+                if info != 0:
+                    raise LinAlgError(f"dtpqrt failed with info={info}")
+                R[s:, s:] = trailing
+    if not np.all(np.isfinite(R)):
+        raise ValueError("the layer factors contain NaN or infinite values")
+    return R
 
 
 def jacobian_singular_values(
@@ -509,7 +614,9 @@ def jacobian_singular_values(
         Bytes for one block, the forward and backward pass and four (N, N)
         matrices, as for :func:`ntk_np.kernel.jacobian_ntk`.
     block_columns : int, optional
-        Columns per block; by default about 8 MiB of block, within the budget.
+        Columns per block of ``J`` for ``source='jacobian'``; by default about
+        8 MiB of block, within the budget. The ``layers`` source folds blocks
+        of its own, far smaller.
     source : {'layers', 'jacobian'}, default='layers'
         ``layers`` folds the compressed matrix of :func:`layer_factor_blocks`;
         ``jacobian`` folds the columns of ``J`` from
@@ -532,14 +639,14 @@ def jacobian_singular_values(
     """
     X = check_inputs(network, X)
     if source == "layers":
-        blocks = layer_factor_blocks(network, X, memory_budget, block_columns)
+        R = _fold_layer_factors(network, X, memory_budget)
     elif source == "jacobian":
         blocks = jacobian_blocks(network, X, memory_budget, block_columns)
+        R = triangular_factor(blocks, overwrite_blocks=True)
     else:
         raise ValueError(
             f"unknown source {source!r}; expected one of " + ", ".join(SOURCES)
         )
-    R = triangular_factor(blocks, overwrite_blocks=True)
     return singular_values_with_bounds(R, network.n_params)
 
 
@@ -559,7 +666,7 @@ def certified_lambda_min(
     memory_budget : int, default=1 GiB
         As for :func:`jacobian_singular_values`.
     block_columns : int, optional
-        Columns per block.
+        Columns per block of ``J`` for ``source='jacobian'``.
     source : {'layers', 'jacobian'}, default='layers'
         The blocks to fold, see :func:`jacobian_singular_values`.
 
@@ -647,7 +754,7 @@ def certify_lambda_min(
     memory_budget : int, default=1 GiB
         As for :func:`jacobian_singular_values`.
     block_columns : int, optional
-        Columns per block.
+        Columns per block of ``J`` for ``source='jacobian'``.
     source : {'layers', 'jacobian'}, default='layers'
         The blocks to fold, see :func:`jacobian_singular_values`.
 
