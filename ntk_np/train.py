@@ -51,6 +51,7 @@ import math
 import multiprocessing
 import os
 import queue as queue_module
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -255,6 +256,12 @@ def _init_worker(X, y, report_epoch) -> None:
     threadpool_limits(1, user_api="blas")
 
 
+def _init_pool_worker(X, y, report_epoch) -> None:
+    _init_worker(X, y, report_epoch)
+    # Ctrl-C reaches the main process, which stops the workers.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _train_job(job: TrainingJob, options: dict) -> TrainingRun:
     # Imported here, so that the parser and --help load no Numba or SciPy.
     from .network import make_network
@@ -377,23 +384,33 @@ def train_jobs(
         else:
             context = multiprocessing.get_context("spawn")
             epochs_done = context.Queue()
+            others = {p.pid for p in multiprocessing.active_children()}
             with ProcessPoolExecutor(
                 max_workers=min(workers, len(jobs)),
                 mp_context=context,
-                initializer=_init_worker,
+                initializer=_init_pool_worker,
                 initargs=(X, y, epochs_done.put),
             ) as pool:
                 futures = {pool.submit(_train_job, jobs[i], options): i for i in order}
                 pending = set(futures)
-                while pending:
-                    finished, pending = wait(
-                        pending, timeout=0.2, return_when=FIRST_COMPLETED
-                    )
-                    _drain(epochs_done, bar)
-                    for future in finished:
-                        run = future.result()
-                        runs[futures[future]] = run
-                        bar.update(epochs - run.result.epochs_completed)
+                try:
+                    while pending:
+                        finished, pending = wait(
+                            pending, timeout=0.2, return_when=FIRST_COMPLETED
+                        )
+                        _drain(epochs_done, bar)
+                        for future in finished:
+                            run = future.result()
+                            runs[futures[future]] = run
+                            bar.update(epochs - run.result.epochs_completed)
+                except BaseException:
+                    # Leaving the block would wait for the running jobs to end.
+                    # Stop the workers now, on Ctrl-C as on a failed job.
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    for process in multiprocessing.active_children():
+                        if process.pid not in others:
+                            process.terminate()
+                    raise
             _drain(epochs_done, bar)
     return [runs[i] for i in range(len(jobs))]
 
@@ -1024,6 +1041,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, DataError, MemoryBudgetError) as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # NOTE: results are written only once every network is trained, so an
+        # interrupted run leaves none and starts over when run again.
+        print(
+            f"{prog}: interrupted before any results were written to {args.out}/",
+            file=sys.stderr,
+        )
+        return 130
     print(format_table(*results_table(runs)))
     if not args.quiet:
         print(

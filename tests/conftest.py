@@ -7,6 +7,8 @@ serve as an oracle for the forward pass, the backward pass and the NTK.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy.special import expit
@@ -132,3 +134,19 @@ def min_abs_preactivation(network, X) -> np.ndarray:
     """Per sample, the smallest |z(l)| over all hidden units and layers."""
     _, _, Z = ref_forward(network, X)
     return np.min(np.hstack([np.abs(z) for z in Z[1:]]), axis=1)
+
+
+def child_pids(pid: int) -> list[int]:
+    """Return the pids whose parent is ``pid``, from /proc."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The parent pid is the second field after the parenthesised name.
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            children.append(int(entry.name))
+    return children

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import EPS
+from conftest import EPS, child_pids
 from numpy.testing import assert_array_equal
 from threadpoolctl import threadpool_info, threadpool_limits
 
@@ -894,22 +894,6 @@ def test_memory_check_matches_routes(method, certify):
         run_sweep(X, **grid, method=method, certify=certify, memory_budget=need - 1)
 
 
-def _child_pids(pid: int) -> list[int]:
-    """Return the pids whose parent is ``pid``, from /proc."""
-    children = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # The parent pid is the second field after the parenthesised name.
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            children.append(int(entry.name))
-    return children
-
-
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 def test_cli_killed_worker_stops_sweep(tmp_path):
     # Without the check, the pool starts a new worker and the sweep waits for
@@ -934,7 +918,7 @@ def test_cli_killed_worker_stops_sweep(tmp_path):
             time.sleep(0.05)
         workers = [
             pid
-            for pid in _child_pids(process.pid)
+            for pid in child_pids(process.pid)
             if b"multiprocessing" in Path(f"/proc/{pid}/cmdline").read_bytes()
             and b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()
         ]

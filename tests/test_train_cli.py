@@ -10,8 +10,14 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
+from conftest import child_pids
 
 import ntk_np
 from ntk_np import run_sweep
@@ -340,3 +346,42 @@ def test_out_file_fails_before_training(tmp_path, capsys):
     assert err == [
         f"python -m ntk_np.train: error: --out {blocker} exists and is not a folder"
     ]
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_interrupt_stops_workers(tmp_path):
+    # SIGINT to the main process only, as `kill -INT` or `timeout` send it:
+    # without the handling, leaving the pool waited for the running jobs and
+    # the command ended in a traceback.
+    argv = "--networks relu:800:3 relu:700:3 --no-drift --epochs 200 --jobs 2 -q"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ntk_np.train", *argv.split(), "--out", "t"],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        workers = []
+        while time.monotonic() < deadline and len(workers) < 2:
+            time.sleep(0.1)
+            workers = [
+                pid
+                for pid in child_pids(process.pid)
+                if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+            ]
+        assert len(workers) == 2
+        time.sleep(2)  # into training
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 130
+    assert err.strip().splitlines() == [
+        "python -m ntk_np.train: interrupted before any results were written to t/"
+    ]
+    time.sleep(0.5)
+    assert [pid for pid in workers if Path(f"/proc/{pid}").exists()] == []
