@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import re
+import signal
 import sys
 from pathlib import Path
 
@@ -192,6 +193,18 @@ def add_logging_options(
     )
 
 
+def ignore_sigint_in_workers(module_name: str) -> None:
+    """Ignore SIGINT in a worker process whose main module is a command's.
+
+    A spawned worker imports the main program's module as ``__mp_main__``
+    before anything else of ntk_np, so a command calls this at its top: a
+    Ctrl-C while the worker is still starting then prints no traceback from
+    it. The main process stops the workers.
+    """
+    if module_name == "__mp_main__":
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def prepare_output_folder(path) -> Path:
     """Create the output folder ``path`` and its ``figures`` subfolder.
 
@@ -268,15 +281,18 @@ def add_certify_option(group) -> None:
     )
 
 
-def add_memory_budget_option(group) -> None:
-    """Add ``--memory-budget``, in MiB; read it with :func:`memory_budget_from_args`."""
+def add_memory_budget_option(group, routes: str = "--method jacobian and") -> None:
+    """Add ``--memory-budget``, in MiB; read it with :func:`memory_budget_from_args`.
+
+    ``routes`` names what uses the budget besides the qr route of ``--certify``.
+    """
     group.add_argument(
         "--memory-budget",
         type=float,
         default=DEFAULT_MEMORY_BUDGET / 2**20,
         metavar="MIB",
-        help="memory per kernel for --method jacobian and for the qr route of "
-        f"--certify, in MiB (default: {DEFAULT_MEMORY_BUDGET / 2**20:g})",
+        help=f"memory per kernel for {routes} the qr route of --certify, in MiB "
+        f"(default: {DEFAULT_MEMORY_BUDGET / 2**20:g})",
     )
 
 

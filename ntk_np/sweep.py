@@ -37,12 +37,15 @@ from .cli import (
     add_memory_budget_option,
     configure_logging,
     count_noun,
+    ignore_sigint_in_workers,
     load_data_from_args,
     memory_budget_from_args,
     parse_int_list,
 )
 from .data import DataError
 from .report import add_figure_options
+
+ignore_sigint_in_workers(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -135,10 +138,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging(args)
     prog = parser.prog
-    # The computing modules load once the arguments have been parsed.
-    from . import sweeping
-    from .kernel import MemoryBudgetError
-
+    try:
+        # The computing modules load once the arguments have been parsed.
+        from . import sweeping
+        from .kernel import MemoryBudgetError
+    except KeyboardInterrupt:
+        _report_stop(f"{prog}: interrupted", args.out)
+        return 130
     try:
         X, _, label = load_data_from_args(args)
         _check_options(args)
@@ -185,7 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     in_folder = _count_saved(result.out)
     if in_folder > len(result.rows):
         print(
-            f"The table covers the {len(result.rows)} kernels requested; "
+            f"The table covers the {count_noun(len(result.rows), 'kernel')} "
+            "requested; "
             f"summary.csv, spectra.npz and the report cover all {in_folder} "
             f"kernels in {result.out}/."
         )

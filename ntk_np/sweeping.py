@@ -214,13 +214,14 @@ def _run_in_workers(X, tasks, jobs: int, record) -> None:
     """
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
-    # Leaving the block terminates the workers, so an error or Ctrl-C in this
-    # process stops the sweep at once.
-    with context.Pool(
-        processes=min(jobs, len(tasks)),
-        initializer=_init_worker,
-        initargs=(X, results),
-    ) as pool:
+    others = {p.pid for p in multiprocessing.active_children()}
+    pool = None
+    try:
+        pool = context.Pool(
+            processes=min(jobs, len(tasks)),
+            initializer=_init_worker,
+            initargs=(X, results),
+        )
         workers = {p.pid for p in multiprocessing.active_children()}
         pending = [
             pool.apply_async(_compute_group_in_worker, (task,)) for task in tasks
@@ -247,6 +248,16 @@ def _run_in_workers(X, tasks, jobs: int, record) -> None:
                 )
             if expected is None and all(r.ready() for r in pending):
                 expected = sum(r.get() for r in pending)
+    finally:
+        # Terminating the workers at once lets an error or Ctrl-C stop the
+        # sweep. A Ctrl-C inside the constructor leaves no pool to terminate,
+        # but the workers it started are children of this process.
+        if pool is not None:
+            pool.terminate()
+        else:
+            for process in multiprocessing.active_children():
+                if process.pid not in others:
+                    process.terminate()
 
 
 def _check_memory_budget(budget, shape, width, depth, method, certify) -> None:

@@ -84,6 +84,7 @@ from .cli import (
     add_memory_budget_option,
     configure_logging,
     count_noun,
+    ignore_sigint_in_workers,
     load_data_from_args,
     memory_budget_from_args,
     parse_int_list,
@@ -93,6 +94,8 @@ from .data import DataError, data_fingerprint
 
 if TYPE_CHECKING:
     from .training import KernelComparison, TrainingResult
+
+ignore_sigint_in_workers(__name__)
 
 logger = logging.getLogger("ntk_np.train")
 
@@ -391,9 +394,11 @@ def train_jobs(
                 initializer=_init_pool_worker,
                 initargs=(X, y, epochs_done.put),
             ) as pool:
-                futures = {pool.submit(_train_job, jobs[i], options): i for i in order}
-                pending = set(futures)
                 try:
+                    futures = {
+                        pool.submit(_train_job, jobs[i], options): i for i in order
+                    }
+                    pending = set(futures)
                     while pending:
                         finished, pending = wait(
                             pending, timeout=0.2, return_when=FIRST_COMPLETED
@@ -821,7 +826,7 @@ def _add_training_options(parser) -> None:
         "epoch (default: sgd)",
     )
     add_certify_option(train)
-    add_memory_budget_option(train)
+    add_memory_budget_option(train, routes="")
 
 
 def _add_drift_options(parser) -> None:
@@ -998,18 +1003,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(args)
     prog = parser.prog
     started = time.perf_counter()
-    # Loaded once the arguments have been parsed, like the computing modules.
-    from .certify import check_memory_budget
-    from .kernel import MemoryBudgetError
-
+    interrupted = f"{prog}: interrupted before any results were written to {args.out}/"
+    try:
+        # Loaded once the arguments have been parsed, like the computing modules.
+        from .certify import check_memory_budget, qr_memory_needed
+        from .kernel import MemoryBudgetError
+    except KeyboardInterrupt:
+        print(interrupted, file=sys.stderr)
+        return 130
     try:
         X, y, label = load_data_from_args(args)
         _check_options(args, X.shape[0])
         jobs, parametrization = _choose_networks(args, X)
         memory_budget = memory_budget_from_args(args)
-        for job in jobs:
-            spec = job.spec
-            sizes = (X.shape[1],) + (spec.width,) * (spec.depth - 1) + (1,)
+        # The network that needs the most memory is checked first, so that
+        # the message gives the budget every network fits in.
+        all_sizes = [
+            (X.shape[1],) + (j.spec.width,) * (j.spec.depth - 1) + (1,) for j in jobs
+        ]
+        for sizes in sorted(all_sizes, key=lambda s: -qr_memory_needed(X.shape[0], s)):
             check_memory_budget(memory_budget, X.shape[0], sizes, certify=args.certify)
         out = prepare_output_folder(args.out)
         logger.info("data: %s, %d samples of %d features", label, *X.shape)
@@ -1044,10 +1056,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         # NOTE: results are written only once every network is trained, so an
         # interrupted run leaves none and starts over when run again.
-        print(
-            f"{prog}: interrupted before any results were written to {args.out}/",
-            file=sys.stderr,
-        )
+        print(interrupted, file=sys.stderr)
         return 130
     print(format_table(*results_table(runs)))
     if not args.quiet:

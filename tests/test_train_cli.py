@@ -385,3 +385,14 @@ def test_interrupt_stops_workers(tmp_path):
     ]
     time.sleep(0.5)
     assert [pid for pid in workers if Path(f"/proc/{pid}").exists()] == []
+
+
+def test_budget_message_names_largest_need(tmp_path, capsys):
+    # relu 800x3 comes first but sigmoid 300x8 needs more memory for the qr
+    # route; the message must give the budget that fits both.
+    argv = [*QUICK, "--networks", "relu:800:3", "sigmoid:300:8", "--no-drift"]
+    argv += ["--certify", "always", "--memory-budget", "0.3", "--out", tmp_path]
+    assert run(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "width 300, depth 8" in err[0]
