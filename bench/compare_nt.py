@@ -193,7 +193,7 @@ def ntk_np_side(args) -> int:
 
     env = dict(os.environ)
     # NOTE: XLA is limited only to one thread. With more, JAX uses its default
-    # thread pool, one thread per core, whatever --threads says.
+    # thread pool, one thread per core, whatever the value of --threads.
     if args.threads == 1:
         env["XLA_FLAGS"] = (
             env.get("XLA_FLAGS", "")

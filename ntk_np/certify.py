@@ -515,7 +515,7 @@ def _staircase_blocks(r1: np.ndarray, r2: np.ndarray):
 
     Column ``(p, q)`` of ``M``, ``r1[:, p] * r2[:, q]``, is zero above row
     ``max(p, q)`` because both factors are lower trapezoidal, and bias column
-    ``p``, ``r1[:, p]``, is zero above row ``p``. ``B`` holds rows ``s ..
+    ``p``, ``r1[:, p]``, is zero above row ``p``. ``B`` contains rows ``s ..
     N-1`` of every column whose first possibly nonzero row is ``s``.
     """
     m1, m2 = r1.shape[1], r2.shape[1]
