@@ -71,6 +71,19 @@ def parse_int_list(text: str) -> list[int]:
     return values
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Wrap one-paragraph text to the terminal; print text with line breaks as is.
+
+    The commands' descriptions are single paragraphs, and their epilogs are
+    examples with one command per line.
+    """
+
+    def _fill_text(self, text, width, indent):
+        if "\n" in text:
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
 class _Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line and exit with status 2."""
 

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 from .choices import ACTIVATIONS, METHODS, PARAMETRIZATIONS
 from .cli import (
+    HelpFormatter,
     UsageError,
     _Parser,
     add_certify_option,
@@ -95,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  python -m ntk_np.inspect                     # relu, width 800, depth 3\n"
         "  python -m ntk_np.inspect --activation sigmoid --width 300 --depth 8\n"
         "  python -m ntk_np.inspect --parametrization ntk --format pdf --out ntk-800x3",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
 
     net = parser.add_argument_group("network")

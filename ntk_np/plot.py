@@ -48,7 +48,13 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
 from . import results as res
-from .cli import UsageError, _Parser, add_logging_options, configure_logging
+from .cli import (
+    HelpFormatter,
+    UsageError,
+    _Parser,
+    add_logging_options,
+    configure_logging,
+)
 from .data import DataError
 from .report import IMAGE_FORMATS, FigureFile, add_figure_options, write_sweep_report
 
@@ -1195,7 +1201,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n"
         "  python -m ntk_np.plot results\n"
         "  python -m ntk_np.plot results --shared-scale --format pdf",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument(
         "folder",

@@ -28,6 +28,7 @@ from .choices import (
     PARAMETRIZATIONS,
 )
 from .cli import (
+    HelpFormatter,
     UsageError,
     _Parser,
     add_certify_option,
@@ -60,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  python -m ntk_np.sweep --widths 100:500:100 --depths 2,3 "
         "--activations relu sigmoid\n"
         "  python -m ntk_np.sweep --seeds 0:4 --out results-5seeds",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     grid = parser.add_argument_group("grid")
     grid.add_argument(

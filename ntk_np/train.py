@@ -75,6 +75,7 @@ from .choices import (
     PARAMETRIZATIONS,
 )
 from .cli import (
+    HelpFormatter,
     UsageError,
     _Parser,
     add_certify_option,
@@ -748,7 +749,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  python -m ntk_np.train --networks relu:800:3 elu:200:4 --no-drift\n"
         "  python -m ntk_np.train --from-results results --mode gd "
         "--learning-rate 0.01",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     _add_network_options(parser)
     _add_training_options(parser)

@@ -4,6 +4,7 @@ commands, through argparse and through each command's ``main()``."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import subprocess
 import sys
 
@@ -191,3 +192,14 @@ def test_verbose_logs_only_ntk_np(tmp_path):
     assert any(line.startswith("INFO ntk_np.inspect") for line in lines)
     for line in lines:
         assert " ntk_np." in line or line.startswith("WARNING"), line
+
+
+@pytest.mark.parametrize("command", ["sweep", "inspect", "train", "plot"])
+def test_help_wraps_description_keeps_examples(command, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    module = importlib.import_module(f"ntk_np.{command}")
+    parser = module.build_parser()
+    text = parser.format_help()
+    assert max(len(line) for line in text.split("examples:")[0].splitlines()) <= 80
+    examples = text.split("examples:\n")[1].splitlines()
+    assert all(line.startswith("  python -m ntk_np.") for line in examples if line)
