@@ -266,6 +266,11 @@ class ForwardPass:
     output: np.ndarray
 
 
+def architecture_sizes(n_inputs: int, width: int, depth: int) -> tuple[int, ...]:
+    """Return ``(n_0, n_1, ..., n_D)`` of a network, as :attr:`Network.layer_sizes`."""
+    return (n_inputs,) + (width,) * (depth - 1) + (1,)
+
+
 def forward_hidden(
     hidden: list[tuple[np.ndarray, np.ndarray]],
     multipliers: tuple[float, ...],

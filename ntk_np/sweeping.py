@@ -49,7 +49,12 @@ from .choices import (
 from .cli import UsageError
 from .data import data_fingerprint
 from .kernel import MemoryBudgetError, _ntk_over_depths, empirical_ntk
-from .network import _check_int, draw_hidden_layers, make_network
+from .network import (
+    _check_int,
+    architecture_sizes,
+    draw_hidden_layers,
+    make_network,
+)
 from .spectrum import kernel_spectrum
 
 logger = logging.getLogger("ntk_np.sweep")
@@ -222,7 +227,7 @@ def _run_in_workers(X, tasks, jobs: int, record) -> None:
             initializer=_init_worker,
             initargs=(X, results),
         )
-        workers = {p.pid for p in multiprocessing.active_children()}
+        workers = {p.pid for p in multiprocessing.active_children()} - others
         pending = [
             pool.apply_async(_compute_group_in_worker, (task,)) for task in tasks
         ]
@@ -263,7 +268,7 @@ def _run_in_workers(X, tasks, jobs: int, record) -> None:
 def _check_memory_budget(budget, shape, width, depth, method, certify) -> None:
     """Raise UsageError before any work if the widest, deepest network cannot fit."""
     n_samples, n_inputs = shape
-    sizes = (n_inputs,) + (width,) * (depth - 1) + (1,)
+    sizes = architecture_sizes(n_inputs, width, depth)
     try:
         check_memory_budget(budget, n_samples, sizes, method, certify)
     except MemoryBudgetError as err:

@@ -1009,6 +1009,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Loaded once the arguments have been parsed, like the computing modules.
         from .certify import check_memory_budget, qr_memory_needed
         from .kernel import MemoryBudgetError
+        from .network import architecture_sizes
     except KeyboardInterrupt:
         print(interrupted, file=sys.stderr)
         return 130
@@ -1020,7 +1021,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The network that needs the most memory is checked first, so that
         # the message gives the budget every network fits in.
         all_sizes = [
-            (X.shape[1],) + (j.spec.width,) * (j.spec.depth - 1) + (1,) for j in jobs
+            architecture_sizes(X.shape[1], j.spec.width, j.spec.depth) for j in jobs
         ]
         for sizes in sorted(all_sizes, key=lambda s: -qr_memory_needed(X.shape[0], s)):
             check_memory_budget(memory_budget, X.shape[0], sizes, certify=args.certify)

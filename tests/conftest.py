@@ -150,3 +150,16 @@ def child_pids(pid: int) -> list[int]:
         if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
             children.append(int(entry.name))
     return children
+
+
+def spawned_workers(pid: int) -> list[int]:
+    """Return the pids of the multiprocessing workers that ``pid`` spawned."""
+    workers = []
+    for child in child_pids(pid):
+        try:
+            command = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"spawn_main" in command:
+            workers.append(child)
+    return workers

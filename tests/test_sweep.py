@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import EPS, child_pids
+from conftest import EPS, spawned_workers
 from numpy.testing import assert_array_equal
 from threadpoolctl import threadpool_info, threadpool_limits
 
@@ -916,12 +916,8 @@ def test_cli_killed_worker_stops_sweep(tmp_path):
             if results.exists() and len(results.read_text().splitlines()) > 1:
                 break
             time.sleep(0.05)
-        workers = [
-            pid
-            for pid in child_pids(process.pid)
-            if b"multiprocessing" in Path(f"/proc/{pid}/cmdline").read_bytes()
-            and b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()
-        ]
+
+        workers = spawned_workers(process.pid)
         assert workers
         os.kill(workers[0], signal.SIGKILL)
         _, err = process.communicate(timeout=120)
@@ -929,6 +925,7 @@ def test_cli_killed_worker_stops_sweep(tmp_path):
         if process.poll() is None:
             process.kill()
             process.communicate()
+
     assert process.returncode == 1
     lines = err.strip().splitlines()
     assert len(lines) == 1

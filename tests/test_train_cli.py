@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import child_pids
+from conftest import spawned_workers
 
 import ntk_np
 from ntk_np import run_sweep
@@ -366,11 +366,7 @@ def test_interrupt_stops_workers(tmp_path):
         workers = []
         while time.monotonic() < deadline and len(workers) < 2:
             time.sleep(0.1)
-            workers = [
-                pid
-                for pid in child_pids(process.pid)
-                if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
-            ]
+            workers = spawned_workers(process.pid)
         assert len(workers) == 2
         time.sleep(2)  # into training
         process.send_signal(signal.SIGINT)
